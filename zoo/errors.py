@@ -1,0 +1,59 @@
+"""The exceptions zoo raises for problems a user can fix.
+
+The CLI turns every ``ZooError`` into one line on stderr and a non-zero exit; anything else
+is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class ZooError(Exception):
+    """A problem the user can act on; the message says what was wrong and what to do."""
+
+
+class UnknownBackboneError(ZooError):
+    """No backbone is registered under the given name."""
+
+
+class PluginError(ZooError):
+    """A plugin registered something invalid (a duplicate id, a bad field)."""
+
+
+class FreezePointError(ZooError):
+    """A freeze point that the backbone does not have."""
+
+
+class HeadError(ZooError):
+    """The classifier head could not be found or adapted."""
+
+
+class WeightsError(ZooError):
+    """Weights that cannot be found, read or trusted."""
+
+
+class WeightsNotFoundError(WeightsError):
+    """The weights file is not where it was looked for."""
+
+
+class UnsafeCheckpointError(WeightsError):
+    """A checkpoint that would need arbitrary unpickling to read."""
+
+
+class CheckpointError(WeightsError):
+    """A checkpoint that is truncated, garbage or of an unexpected layout."""
+
+
+class TransferError(ZooError):
+    """Weights that do not fit the model well enough (strict or min-coverage failed)."""
+
+
+class DataError(ZooError):
+    """An image folder that cannot be trained or evaluated on."""
+
+
+class RunError(ZooError):
+    """A run directory that is missing, not a run, or would be overwritten."""
+
+
+class TrainingError(ZooError):
+    """Training that had to stop (a NaN or infinite loss, a bad option)."""
