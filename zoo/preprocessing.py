@@ -31,8 +31,9 @@ class Preprocessing:
 
     def with_image_size(self, size: int) -> Preprocessing:
         """The same config at another crop size, keeping the crop ratio."""
-        return Preprocessing((self.input_size[0], size, size), self.mean, self.std,
-                             self.interpolation, self.crop_pct)
+        return Preprocessing(
+            (self.input_size[0], size, size), self.mean, self.std, self.interpolation, self.crop_pct
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)

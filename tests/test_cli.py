@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+from conftest import run_zoo
+
+from zoo.cli import cli
+
+INFO_KEYS = {
+    "id",
+    "source",
+    "arch",
+    "num_params",
+    "input_size",
+    "mean",
+    "std",
+    "head",
+    "freeze_points",
+    "tags",
+    "default_tag",
+    "cached",
+    "weights_path",
+    "also",
+}
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_help_and_import_do_not_import_torch():
+    code = (
+        "import sys, zoo, zoo.cli; from click.testing import CliRunner; "
+        "CliRunner().invoke(zoo.cli.cli, ['--help']); "
+        "print(sorted(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_command_has_help_with_an_example():
+    for command in cli.commands:
+        result = invoke(command, "--help")
+        assert result.exit_code == 0 and f"zoo {command}" in result.output, command
+
+
+def test_list_json_rows():
+    rows = json.loads(invoke("list", "resnet34", "--json").output)
+    assert [r["id"] for r in rows] == ["torchvision:resnet34", "timm:resnet34"]
+
+
+def test_list_text():
+    result = invoke("list", "resnet34")
+    assert "torchvision:resnet34" in result.output and "IMAGENET1K_V1" in result.output
+
+
+def test_info_json_has_the_contract_keys():
+    data = json.loads(invoke("info", "resnet34", "--json").output)
+    assert set(data) >= INFO_KEYS
+    assert data["freeze_points"][-1] == "layer4"
+    assert data["weights_path"].endswith("hub/checkpoints/resnet34-b627a593.pth")
+
+
+def test_info_text():
+    result = invoke("info", "timm:convnext_tiny")
+    assert "head:          head.fc (768 -> 1000)" in result.output
+
+
+def test_plugins_json():
+    rows = json.loads(invoke("plugins", "--json").output)
+    assert [(r["name"], r["status"]) for r in rows[:2]] == [("torchvision", "ok"), ("timm", "ok")]
+    assert rows[1]["backbones"] > 1000
+
+
+def test_unknown_backbone_is_one_line_without_traceback():
+    result = run_zoo("info", "resnet43")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("Error: unknown backbone 'resnet43'; did you mean resnet34,")
+
+
+def test_debug_shows_the_traceback():
+    result = run_zoo("--debug", "info", "resnet43")
+    assert result.returncode == 1 and "Traceback" in result.stderr

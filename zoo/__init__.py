@@ -1,0 +1,34 @@
+"""zoo: a plugin-based model zoo for fine-tuning image classifiers.
+
+``import zoo`` is cheap: torch, torchvision and timm are imported only by the functions
+that need them.
+
+>>> import zoo
+>>> model = zoo.create("resnet34", num_classes=9, weights=None, freeze_until="layer3")
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from zoo.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "list_backbones": "zoo.api",
+    "info": "zoo.api",
+    "create": "zoo.models",
+    "freeze": "zoo.freezing",
+    "transfer": "zoo.transfer",
+    "TransferReport": "zoo.transfer",
+    "finetune": "zoo.training",
+}
+
+__all__ = ["hookimpl", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -1,0 +1,62 @@
+"""Every torchvision classification model, with its weight tags."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import zoo
+
+# Weights ported from TensorFlow expect inputs transformed the way torchvision does it
+# when it loads them itself.
+_PORTED = {"inception_v3", "googlenet"}
+
+
+def build(name: str, **kwargs):
+    """A torchvision model with random weights (zoo loads weights itself)."""
+    import torchvision.models
+
+    if name in _PORTED:
+        kwargs.setdefault("init_weights", True)  # silences torchvision's FutureWarning
+    return torchvision.models.get_model(name, weights=None, **kwargs)
+
+
+def _spec(name: str, weight) -> dict:
+    options = dict(weight.transforms.keywords)
+    crop = options.get("crop_size", 224)
+    interpolation = options.get("interpolation")
+    metrics = weight.meta.get("_metrics", {}).get("ImageNet-1K", {})
+    spec = {
+        "url": weight.url,
+        "filename": os.path.basename(weight.url),
+        "num_classes": len(weight.meta.get("categories") or []) or None,
+        "input_size": [3, crop, crop],
+        "crop_pct": crop / options.get("resize_size", 256),
+        "interpolation": interpolation.value if interpolation is not None else "bilinear",
+        "acc1": metrics.get("acc@1"),
+    }
+    if name in _PORTED:
+        spec["build_kwargs"] = {"transform_input": True, "init_weights": False}
+    return spec
+
+
+@zoo.hookimpl
+def register_backbones(register):
+    import torchvision.models
+
+    for name in torchvision.models.list_models(module=torchvision.models):
+        enum = torchvision.models.get_model_weights(name)
+        default = enum.DEFAULT
+        weights = {default.name: _spec(name, default)}
+        weights.update({w.name: _spec(name, w) for w in enum if w.name != default.name})
+        first = weights[default.name]
+        acc = f", ImageNet-1K acc@1 {first['acc1']}" if first.get("acc1") else ""
+        register(
+            name,
+            functools.partial(build, name),
+            weights=weights,
+            input_size=first["input_size"],
+            interpolation=first["interpolation"],
+            crop_pct=first["crop_pct"],
+            description=f"torchvision {name} ({default.name}{acc})",
+        )

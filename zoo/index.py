@@ -1,0 +1,100 @@
+"""The backbone index: plugins' registered rows kept in ``$ZOO_HOME/index.json``.
+
+Listing timm's 1,300 architectures means importing timm (seconds); the index keeps the rows
+so ``zoo list`` does not. It is thrown away whenever the set of installed distributions
+changes (or zoo's built-in plugins do), and ``zoo list --refresh`` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from zoo import plugins
+
+FORMAT = 1  # bump when the row layout changes
+
+
+def zoo_home() -> Path:
+    """Where zoo keeps its own files: ``$ZOO_HOME``, default ``~/.cache/zoo``."""
+    return Path(os.environ.get("ZOO_HOME") or Path.home() / ".cache" / "zoo")
+
+
+def index_path() -> Path:
+    return zoo_home() / "index.json"
+
+
+def _fingerprint() -> str:
+    """A hash of every installed distribution's name and version, and of zoo's built-ins."""
+    names = []
+    for entry in sys.path:
+        try:
+            names += [
+                n for n in os.listdir(entry or ".") if n.endswith((".dist-info", ".egg-info"))
+            ]
+        except OSError:
+            continue
+    builtins = Path(__file__).parent / "default_plugins"
+    stamps = [f"{p.name}:{p.stat().st_mtime_ns}" for p in sorted(builtins.glob("*.py"))]
+    return hashlib.sha256("\n".join(sorted(names) + stamps).encode()).hexdigest()[:16]
+
+
+def plugin_key(source: str) -> str | None:
+    """What a plugin's cached rows are valid for; None for plugins that are never cached."""
+    info = plugins.plugin_info(source)
+    if info is None or info.error:
+        return None
+    if info.builtin:
+        return f"builtin:{source}"
+    if info.distribution:
+        return f"{info.distribution}=={info.version}"
+    return None  # registered in-process: its code may change at any time
+
+
+class Index:
+    """The loaded index file; ``save`` writes it back only if something changed."""
+
+    def __init__(self, data: dict) -> None:
+        self.data = data
+        self.dirty = False
+
+    def rows(self, source: str, key: str) -> list[dict] | None:
+        entry = self.data["plugins"].get(source)
+        return entry["rows"] if entry and entry["key"] == key else None
+
+    def put(self, source: str, key: str, rows: list[dict]) -> None:
+        self.data["plugins"][source] = {"key": key, "rows": rows}
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        path = index_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.data))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only home only costs speed
+        self.dirty = False
+
+
+def load() -> Index:
+    """The index on disk, or an empty one if it is missing, stale or unreadable."""
+    fingerprint = _fingerprint()
+    try:
+        data = json.loads(index_path().read_text())
+        if data.get("format") == FORMAT and data.get("fingerprint") == fingerprint:
+            return Index(data)
+    except (OSError, ValueError):
+        pass
+    return Index({"format": FORMAT, "fingerprint": fingerprint, "plugins": {}})
+
+
+def clear() -> None:
+    """Forget every cached row; the next listing asks the plugins again."""
+    index_path().unlink(missing_ok=True)
