@@ -13,6 +13,10 @@ from importlib import import_module
 
 from zoo.hookspecs import hookimpl
 
+# Imported eagerly (it is cheap): a lazy ``zoo.transfer`` would be replaced by the submodule
+# of the same name the first time anything imports it.
+from zoo.transfer import TransferReport, transfer
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -20,12 +24,10 @@ _LAZY = {
     "info": "zoo.api",
     "create": "zoo.models",
     "freeze": "zoo.freezing",
-    "transfer": "zoo.transfer",
-    "TransferReport": "zoo.transfer",
     "finetune": "zoo.training",
 }
 
-__all__ = ["hookimpl", *_LAZY]
+__all__ = ["hookimpl", "transfer", "TransferReport", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -1,0 +1,112 @@
+"""Writing run files atomically: a temporary file in the same folder, fsync, rename.
+
+A process killed at any moment leaves either the previous whole file or the new whole file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+
+@contextlib.contextmanager
+def _atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` durably."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # pid + random token: two processes writing the same file never share a temp file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    # So the rename itself survives a power cut; not every platform can open a folder.
+    with contextlib.suppress(OSError):
+        _fsync(path.parent)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename.
+
+    >>> atomic_write_bytes("runs/x/notes.txt", b"hello\\n")  # doctest: +SKIP
+    """
+    # "x": never write through a file someone else created under this name.
+    with _atomic_path(path) as tmp, open(tmp, "xb") as f:
+        f.write(data)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically.
+
+    >>> write_json("runs/x/summary.json", {"best_val_acc": 0.93})  # doctest: +SKIP
+    """
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def append_jsonl(path: str | os.PathLike, obj: Any) -> None:
+    """Append ``obj`` as one JSON line, rewriting the (small) file atomically; one writer a file.
+
+    >>> append_jsonl("runs/x/metrics.jsonl", {"epoch": 1, "val_acc": 0.5})  # doctest: +SKIP
+    """
+    path = Path(path)
+    old = path.read_bytes() if path.exists() else b""
+    if old and not old.endswith(b"\n"):
+        old += b"\n"
+    atomic_write_bytes(path, old + (json.dumps(obj) + "\n").encode())
+
+
+def save_torch(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to ``path`` atomically.
+
+    >>> save_torch({"state_dict": model.state_dict()}, "runs/x/best.pt")  # doctest: +SKIP
+    """
+    import torch
+
+    with _atomic_path(path) as tmp, open(tmp, "xb") as f:
+        torch.save(obj, f)
+
+
+def save_safetensors(state_dict: Mapping[str, Tensor], path: str | os.PathLike) -> None:
+    """Save a state dict as ``.safetensors`` atomically; tied or sliced tensors are copied.
+
+    >>> save_safetensors(model.state_dict(), "resnet34-9.safetensors")  # doctest: +SKIP
+    """
+    from safetensors.torch import save_file
+
+    with _atomic_path(path) as tmp:
+        save_file(_standalone(state_dict), tmp)
+
+
+def _standalone(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    import torch
+
+    # safetensors refuses tensors that share memory or are views into a bigger storage.
+    seen: set[int] = set()
+    out = {}
+    for key, tensor in state_dict.items():
+        t = tensor.detach()
+        storage = t.untyped_storage()
+        whole = storage.nbytes() == t.numel() * t.element_size()
+        if storage.data_ptr() in seen or not whole or not t.is_contiguous():
+            t = t.clone(memory_format=torch.contiguous_format)
+        seen.add(t.untyped_storage().data_ptr())
+        out[key] = t
+    return out
