@@ -149,5 +149,70 @@ def plugins(as_json):
         click.echo(f"{r['name']:<14} {dist:<22} {r['backbones']:>5} backbones  {r['status']}")
 
 
+def _parse_map(ctx, param, values):
+    pairs = []
+    for value in values:
+        pattern, sep, replacement = value.partition("=")
+        if not sep or not pattern:
+            raise click.BadParameter(f"'{value}' is not REGEX=REPLACEMENT", ctx, param)
+        pairs.append((pattern, replacement))
+    return pairs
+
+
+@cli.command()
+@click.argument("source_weights", type=click.Path(dir_okay=False))
+@click.option("--into", "into", required=True, help="The target backbone, e.g. resnet50.")
+@click.option("--num-classes", type=click.IntRange(min=1), help="Classes of the target head.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write the result (.safetensors, else a torch state dict).",
+)
+@click.option("--prefix", help="Use only keys under this prefix, e.g. backbone.")
+@click.option(
+    "--map",
+    "key_map",
+    multiple=True,
+    callback=_parse_map,
+    metavar="REGEX=REPL",
+    help="Rewrite source keys by regex; repeatable, applied in order.",
+)
+@click.option("--strict", is_flag=True, help="Fail unless every key loads.")
+@click.option(
+    "--min-coverage",
+    type=click.FloatRange(0, 1),
+    help="Fail if less than this fraction of the parameters loads.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def transfer(
+    source_weights, into, num_classes, output, prefix, key_map, strict, min_coverage, as_json
+):
+    """Load what fits of SOURCE_WEIGHTS into backbone INTO and report the rest.
+
+    \b
+    zoo transfer old-model.pth --into resnet50 --num-classes 9 -o resnet50-9.pt
+    zoo transfer ckpt.safetensors --into resnet34 --prefix backbone. --min-coverage 0.9
+    zoo transfer tf.pth --into resnet34 --map '^net\.=' --strict --json
+    """
+    from zoo import api
+
+    report = api.transfer_checkpoint(
+        source_weights,
+        into,
+        num_classes=num_classes,
+        output=output,
+        prefix=prefix,
+        key_map=key_map,
+        strict=strict,
+        min_coverage=min_coverage,
+    )
+    if as_json:
+        return emit_json({**report.to_dict(), "output": output})
+    click.echo(report.summary())
+    if output:
+        click.echo(f"wrote {output}")
+
+
 def main() -> None:
     cli(prog_name="zoo")
