@@ -25,7 +25,7 @@ class ZooGroup(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             click.echo(f"Error: {exc}", err=True)
-            ctx.exit(1)
+            ctx.exit(getattr(exc, "exit_code", 1))
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -212,6 +212,172 @@ def transfer(
     click.echo(report.summary())
     if output:
         click.echo(f"wrote {output}")
+
+
+@cli.command(context_settings={"show_default": True})
+@click.argument("name", required=False)
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False),
+    help="Image folder: DIR/train/<class>/* + DIR/valid/<class>/*, or DIR/<class>/*. "
+    "Default: the embedded shapes dataset.",
+)
+@click.option(
+    "--weights",
+    default=None,
+    show_default="default tag",
+    help="A weights tag, a file (.pth .pt .bin .safetensors), a run directory, or none.",
+)
+@click.option(
+    "--freeze-until",
+    help="Freeze up to and including this point (see zoo info), "
+    "or 'backbone' for all but the head.",
+)
+@click.option(
+    "--train-bn", is_flag=True, default=None, help="Let BatchNorm layers in the frozen part train."
+)
+@click.option("--num-classes", type=int, help="Head size. Default: the classes found.")
+@click.option("--epochs", type=int, default=None, show_default="25")
+@click.option(
+    "--batch-size",
+    type=int,
+    default=None,
+    show_default="64",
+    help="Per process (under torchrun, each process takes this many).",
+)
+@click.option("--lr", type=float, default=None, show_default="0.001")
+@click.option("--momentum", type=float, default=None, show_default="0.9")
+@click.option(
+    "--optimizer",
+    type=click.Choice(["sgd", "adam", "adamw", "rmsprop"]),
+    default=None,
+    show_default="sgd",
+)
+@click.option("--weight-decay", type=float, default=None, show_default="0")
+@click.option(
+    "--scheduler",
+    default=None,
+    show_default="step",
+    type=click.Choice(["step", "multistep", "exponential", "plateau", "cosine", "none"]),
+)
+@click.option(
+    "--step-size", type=int, default=None, show_default="7", help="step: epochs between decays."
+)
+@click.option("--gamma", type=float, default=None, help="Decay factor [0.1; 0.9 for exponential].")
+@click.option(
+    "--patience", type=int, help="Stop after this many epochs without a better valid accuracy."
+)
+@click.option("--seed", type=int, default=None, show_default="0")
+@click.option("--device", default=None, show_default="auto", help="auto, cpu, cuda[:N] or mps.")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default=None,
+    show_default="auto",
+)
+@click.option("--workers", type=int, help="DataLoader workers [usable cores, at most 4].")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False),
+    help="Run directory [runs/<arch>-<YYYYmmdd-HHMMSS>].",
+)
+@click.option(
+    "--val-split",
+    type=float,
+    default=None,
+    show_default="0.2",
+    help="Validation fraction for DIR/<class>/* folders.",
+)
+@click.option("--image-size", type=int, help="Override the backbone's input size.")
+@click.option(
+    "--augment/--no-augment",
+    default=None,
+    show_default="augment",
+    help="Random resized crop and flip while training.",
+)
+@click.option(
+    "--resume",
+    type=click.Path(file_okay=False),
+    help="Continue this run; options come from its config.json.",
+)
+def finetune(name, resume, **options):
+    """Fine-tune backbone NAME on an image folder and write a run directory.
+
+    \b
+    zoo finetune resnet34 --data ./pets --freeze-until layer3
+    zoo finetune timm:convnext_tiny --data ./pets --epochs 10 --optimizer adamw --lr 3e-4
+    zoo finetune --resume runs/resnet34-20261122-101500 --epochs 40
+
+    The run directory holds config.json, metrics.jsonl, best.pt, last.pt, summary.json and
+    curves.png. Ctrl-C saves and prints the resume command.
+    """
+    from zoo.progress import reporter_for
+    from zoo.training import finetune as run_finetune
+
+    given = {k: v for k, v in options.items() if v is not None}
+    run_finetune(name, given.pop("data", None), resume=resume, reporter=reporter_for(), **given)
+
+
+@cli.command()
+@click.argument("run", type=click.Path(exists=True))
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="A folder of DATA/<class>/* images, e.g. pets/valid.",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), help="DataLoader workers.")
+@click.option(
+    "--png",
+    type=click.Path(dir_okay=False),
+    help="Where to draw the confusion matrix [RUN/confusion-<data>.png].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+def evaluate(run, data, batch_size, device, workers, png, as_json):
+    """Evaluate RUN (a run directory or its best.pt) on an image folder.
+
+    \b
+    zoo evaluate runs/resnet34-20261122-101500 --data ./pets/valid
+    zoo evaluate runs/resnet34-20261122-101500/best.pt --data ./pets/test --json
+    """
+    from zoo.evaluation import evaluate as run_evaluate
+
+    report = run_evaluate(run, data, batch_size=batch_size, device=device, workers=workers, png=png)
+    if as_json:
+        return emit_json(report)
+    click.echo(
+        f"accuracy {report['accuracy']:.2%}  loss {report['loss']:.4f}  ({report['images']} images)"
+    )
+    width = max(len(c) for c in report["classes"])
+    for name, acc in report["per_class_accuracy"].items():
+        click.echo(f"  {name:<{width}}  " + (f"{acc:.2%}" if acc is not None else "no images"))
+    click.echo(f"confusion matrix drawn to {report['confusion_png']}")
+
+
+@cli.command()
+@click.argument("run", type=click.Path(exists=True))
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per image.")
+def predict(run, images, top_k, device, as_json):
+    """Classify IMAGES with RUN (a run directory or its best.pt).
+
+    \b
+    zoo predict runs/resnet34-20261122-101500 cat.jpg dog.png
+    zoo predict runs/resnet34-20261122-101500/best.pt *.jpg --top-k 1 --json
+    """
+    from zoo.evaluation import predict as run_predict
+
+    rows = run_predict(run, list(images), top_k=top_k, device=device)
+    if as_json:
+        return emit_json(rows)
+    for row in rows:
+        best = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in row["top"])
+        click.echo(f"{row['image']}: {best}")
 
 
 def main() -> None:

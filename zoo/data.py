@@ -1,0 +1,481 @@
+"""Image folders for fine-tuning: find the classes and files, read every image as RGB, screen
+out the unreadable ones up front, and turn images into the tensors a backbone expects.
+
+    >>> split = scan_image_folder("pets", val_split=0.2, seed=0)
+    >>> split, skipped = drop_unreadable(split)
+    >>> train = ImageDataset(split.train, build_transform(pre, train=True, augment=True))
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import DataError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from zoo.preprocessing import Preprocessing
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+)
+VALID_NAMES = ("valid", "val")
+
+
+@dataclass
+class DataSplit:
+    """The classes of an image folder and its (path, label) samples for training and validation."""
+
+    classes: list[str]  # class names, sorted; a label is an index into this list
+    train: list[tuple[str, int]]  # (image path, label), grouped by class, paths sorted
+    valid: list[tuple[str, int]]  # same, for the validation phase
+    layout: str  # "train-valid": train/ and valid/ (or val/) folders; "split": split by fraction
+
+
+# ---------------------------------------------------------------- scanning folders
+
+
+def scan_image_folder(
+    root: str | os.PathLike, *, val_split: float = 0.2, seed: int = 0
+) -> DataSplit:
+    """Find the classes and images of ``root``, in either of two layouts.
+
+    ``root/train/<class>/*`` with ``root/valid/<class>/*`` (or ``root/val/``) is used as is.
+    Otherwise ``root/<class>/*`` is split per class: ``val_split`` of each class's images go to
+    validation, chosen by ``seed`` (same seed, same split; files are never moved). Every class
+    keeps at least one training image and, when it has two or more, gets at least one validation
+    image; a class with a single image is trained on but not validated. Names starting with a
+    dot are ignored, and images are found by extension, in subfolders too.
+
+    Example:
+        >>> split = scan_image_folder("pets", val_split=0.2, seed=0)
+        >>> split.classes, len(split.train), len(split.valid)
+        (['cat', 'dog'], 160, 40)
+    """
+    root = _existing_folder(root)
+    folders = _train_valid_folders(root)
+    if folders is None:
+        return _split_layout(root, val_split, seed)
+    return _train_valid_layout(*folders)
+
+
+def scan_eval_folder(root: str | os.PathLike, class_names: list[str]) -> list[tuple[str, int]]:
+    """The (path, label) samples of ``root/<class>/*``, labelled by position in ``class_names``.
+
+    Every class folder must be one of ``class_names`` (the model's classes); some may be absent.
+
+    Example:
+        >>> scan_eval_folder("pets/valid", ["cat", "dog"])[:1]
+        [('pets/valid/cat/001.jpg', 0)]
+    """
+    root = _existing_folder(root)
+    found = _scan_classes(root)
+    unknown = sorted(set(found) - set(class_names))
+    if unknown:
+        hint = ""
+        if set(unknown) <= {"train", *VALID_NAMES}:
+            hint = f" (to evaluate on a train/valid layout, pass '{root / unknown[-1]}')"
+        raise DataError(
+            f"class folder '{root / unknown[0]}' is not one of the model's classes"
+            f" ({_names(class_names)}); rename or remove it{hint}"
+        )
+    _require_images(root, found)
+    index = {name: i for i, name in enumerate(class_names)}
+    return [(path, index[name]) for name in sorted(found) for path in found[name]]
+
+
+def _existing_folder(root: str | os.PathLike) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        problem = "is not a folder" if root.exists() else "does not exist"
+        raise DataError(
+            f"data folder '{root}' {problem}; pass a folder with one subfolder per class"
+        )
+    return root
+
+
+def _train_valid_folders(root: Path) -> tuple[Path, Path] | None:
+    names = {p.name for p in _subfolders(root)}
+    valid = [name for name in VALID_NAMES if name in names]
+    if "train" not in names and not valid:
+        return None
+    if not valid:
+        raise DataError(
+            f"found '{root / 'train'}' but no '{root / 'valid'}' or '{root / 'val'}'; add a"
+            f" validation folder, or put the class folders directly in '{root}' to split them"
+        )
+    if "train" not in names:
+        raise DataError(f"found '{root / valid[0]}' but no '{root / 'train'}'; add a train folder")
+    if len(valid) > 1:
+        raise DataError(f"both '{root / 'valid'}' and '{root / 'val'}' exist; keep only one")
+    return root / "train", root / valid[0]
+
+
+def _train_valid_layout(train_dir: Path, valid_dir: Path) -> DataSplit:
+    train, valid = _scan_classes(train_dir), _scan_classes(valid_dir)
+    _require_images(train_dir, train)
+    _require_two_classes(train_dir, train)
+    missing, extra = sorted(set(train) - set(valid)), sorted(set(valid) - set(train))
+    if missing:
+        raise DataError(
+            f"class folder '{valid_dir / missing[0]}' is missing; every class in '{train_dir}'"
+            f" needs a folder in '{valid_dir}' (missing: {_names(missing)})"
+        )
+    if extra:
+        raise DataError(
+            f"class folder '{valid_dir / extra[0]}' has no match in '{train_dir}';"
+            " add it there or remove it"
+        )
+    _require_images(valid_dir, valid)
+    classes = sorted(train)
+    return DataSplit(classes, _label(classes, train), _label(classes, valid), "train-valid")
+
+
+def _split_layout(root: Path, val_split: float, seed: int) -> DataSplit:
+    if not 0 < val_split < 1:
+        raise DataError(f"val_split must be between 0 and 1 (exclusive), got {val_split}")
+    found = _scan_classes(root)
+    _require_images(root, found)
+    _require_two_classes(root, found)
+    train: dict[str, list[str]] = {}
+    valid: dict[str, list[str]] = {}
+    for name, paths in found.items():
+        shuffled = list(paths)
+        # Seeded per class, so adding a class leaves the other classes' splits unchanged.
+        random.Random(f"{seed}:{name}").shuffle(shuffled)
+        n_valid = _valid_count(len(paths), val_split)
+        valid[name], train[name] = sorted(shuffled[:n_valid]), sorted(shuffled[n_valid:])
+    if not any(valid.values()):
+        raise DataError(
+            f"no validation images: every class in '{root}' has a single image;"
+            " add images or use train/ and valid/ folders"
+        )
+    classes = sorted(found)
+    return DataSplit(classes, _label(classes, train), _label(classes, valid), "split")
+
+
+def _valid_count(n: int, fraction: float) -> int:
+    if n < 2:
+        return 0
+    return min(n - 1, max(1, round(n * fraction)))
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir())
+
+
+def _scan_classes(folder: Path) -> dict[str, list[str]]:
+    return {d.name: _image_files(d) for d in _subfolders(folder)}
+
+
+def _image_files(folder: Path) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]  # prunes the walk too
+        found += [
+            os.path.join(dirpath, f)
+            for f in filenames
+            if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS
+        ]
+    return sorted(found)
+
+
+def _require_images(folder: Path, found: dict[str, list[str]]) -> None:
+    if not any(found.values()):
+        exts = ", ".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
+        raise DataError(
+            f"no images in '{folder}'; expected one subfolder per class holding image files"
+            f" ({exts})"
+        )
+    for name, paths in found.items():
+        if not paths:
+            raise DataError(
+                f"class folder '{folder / name}' has no images; add images or remove the folder"
+            )
+
+
+def _require_two_classes(folder: Path, found: dict[str, list[str]]) -> None:
+    if len(found) < 2:
+        raise DataError(
+            f"only one class ('{next(iter(found))}') in '{folder}'; a classifier needs at least"
+            " two class folders"
+        )
+
+
+def _label(classes: list[str], found: dict[str, list[str]]) -> list[tuple[str, int]]:
+    return [(path, label) for label, name in enumerate(classes) for path in found[name]]
+
+
+def _names(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"
+
+
+# ---------------------------------------------------------------- reading images
+
+
+def load_rgb(path: str | os.PathLike) -> Image.Image:
+    """Read an image fully as 8-bit RGB, the way it is meant to be seen.
+
+    EXIF orientation is applied; transparency is composited onto white; 16-bit images (``I;16``
+    and ``I``, which PIL uses for 16-bit PGM and TIFF) are scaled from 0..65535 to 0..255; float
+    (``F``) images are read as 0..1 when all their values lie in that range, as 0..255 otherwise.
+    Images over ``PIL.Image.MAX_IMAGE_PIXELS`` are refused as decompression bombs, and truncated
+    files raise rather than being padded.
+
+    Example:
+        >>> load_rgb("scans/xray.png").mode
+        'RGB'
+    """
+    from PIL import Image, ImageOps
+
+    with _bomb_warnings_as_errors(), Image.open(path) as im:
+        _refuse_bomb(im)
+        im.load()
+        try:
+            upright = ImageOps.exif_transpose(im)
+        except Exception:  # a damaged EXIF block should not cost the image its pixels
+            upright = im.copy()
+        return _to_rgb(upright)
+
+
+@contextmanager
+def _bomb_warnings_as_errors() -> Iterator[None]:
+    # Warning filters are process-wide and catch_warnings is not thread-safe, so only the main
+    # thread changes them; _refuse_bomb refuses warning-level bombs in every thread anyway.
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+def _refuse_bomb(im: Image.Image) -> None:
+    # PIL only warns between MAX_IMAGE_PIXELS and twice that; zoo refuses from the first limit.
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and im.width * im.height > limit:
+        raise Image.DecompressionBombError(
+            f"{im.width}x{im.height} pixels is over the decompression-bomb limit of {limit}"
+            " (PIL.Image.MAX_IMAGE_PIXELS)"
+        )
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    from PIL import Image
+
+    if im.mode.startswith("I"):
+        return _grey_to_rgb(im, scale=1 / 257, top=65535)
+    if im.mode == "F":
+        return _grey_to_rgb(im, scale=None, top=255)
+    if "A" in im.mode or "a" in im.mode or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        white.alpha_composite(rgba)
+        return white.convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
+def _grey_to_rgb(im: Image.Image, *, scale: float | None, top: float) -> Image.Image:
+    # PIL's own convert clips these modes to 0..255, which turns a 16-bit mid grey white.
+    import numpy as np
+    from PIL import Image
+
+    values = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0, posinf=top, neginf=0.0)
+    values = np.clip(values, 0, top)
+    if scale is None:  # float: 0..1 if everything fits there, else PIL's 0..255 convention
+        scale = 255.0 if values.size and values.max() <= 1.0 else 1.0
+    grey = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, mode="L").convert("RGB")
+
+
+def find_unreadable(
+    paths: Iterable[str | os.PathLike], workers: int | None = None
+) -> list[tuple[str, str]]:
+    """The files that cannot be read in full, each with the reason, in the order given.
+
+    Each file is decoded completely with ``load_rgb`` on a thread pool (decoding releases the
+    GIL), so truncated files, empty files, non-images and decompression bombs are all caught.
+
+    Example:
+        >>> find_unreadable(["ok.jpg", "empty.jpg"])
+        [('empty.jpg', 'empty file (0 bytes)')]
+    """
+    paths = [os.fspath(p) for p in paths]
+    workers = workers or min(8, (os.cpu_count() or 1) + 2)
+    with _bomb_warnings_as_errors(), ThreadPoolExecutor(max_workers=workers) as pool:
+        reasons = list(pool.map(_why_unreadable, paths))
+    return [
+        (path, reason) for path, reason in zip(paths, reasons, strict=True) if reason is not None
+    ]
+
+
+def _why_unreadable(path: str) -> str | None:
+    from PIL import Image
+
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file (0 bytes)"
+        load_rgb(path)
+    except Image.UnidentifiedImageError:
+        return "not an image, or in a format PIL cannot read"
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        return f"refused as a possible decompression bomb: {e}"
+    except Exception as e:  # decoders raise many types; any failure means the file is unusable
+        return str(e) or type(e).__name__
+    return None
+
+
+def drop_unreadable(
+    split: DataSplit, workers: int | None = None
+) -> tuple[DataSplit, list[tuple[str, str]]]:
+    """``split`` without its unreadable files, and those files with the reasons.
+
+    Raises ``DataError`` if that leaves a class with no training images (or, with train/valid
+    folders, no validation images), or no validation images at all.
+
+    Example:
+        >>> split, skipped = drop_unreadable(scan_image_folder("pets"))
+        >>> skipped
+        [('pets/cat/broken.jpg', 'image file is truncated (12 bytes not processed)')]
+    """
+    skipped = find_unreadable([p for p, _ in split.train + split.valid], workers)
+    bad = {path for path, _ in skipped}
+    train = [s for s in split.train if s[0] not in bad]
+    valid = [s for s in split.valid if s[0] not in bad]
+    _require_readable(split.classes, split.train, train, "training", skipped)
+    if split.layout == "train-valid":
+        _require_readable(split.classes, split.valid, valid, "validation", skipped)
+    if not valid:
+        raise DataError("no readable validation images left; replace the unreadable files")
+    return replace(split, train=train, valid=valid), skipped
+
+
+def _require_readable(
+    classes: list[str],
+    before: list[tuple[str, int]],
+    after: list[tuple[str, int]],
+    phase: str,
+    skipped: list[tuple[str, str]],
+) -> None:
+    left = {label for _, label in after}
+    for label in sorted({label for _, label in before} - left):
+        lost = [path for path, lab in before if lab == label]
+        raise DataError(
+            f"class '{classes[label]}' has no readable {phase} images: all {len(lost)} are"
+            f" unreadable (such as '{lost[0]}': {dict(skipped)[lost[0]]}); replace them"
+        )
+
+
+# ---------------------------------------------------------------- tensors
+
+
+def build_transform(pre: Preprocessing, *, train: bool, augment: bool = True) -> Callable:
+    """The torchvision transform from an RGB PIL image to the normalised tensor a backbone expects.
+
+    Evaluation resizes to ``pre.resize_size`` and centre-crops to the input size; training with
+    ``augment`` takes a random resized crop and a random horizontal flip instead; training
+    without it is the evaluation transform.
+
+    Example:
+        >>> t = build_transform(Preprocessing(input_size=(3, 224, 224)), train=False)
+        >>> t(load_rgb("cat.jpg")).shape
+        torch.Size([3, 224, 224])
+    """
+    import torch
+    from torchvision.transforms import v2
+
+    mode = _interpolation(pre.interpolation)
+    height, width = pre.input_size[1], pre.input_size[2]
+    if train and augment:
+        geometry = [
+            v2.RandomResizedCrop((height, width), interpolation=mode, antialias=True),
+            v2.RandomHorizontalFlip(),
+        ]
+    else:
+        # As timm does: a square input resizes the shorter side, a non-square one both sides.
+        size = pre.resize_size if height == width else _resize_pair(pre)
+        geometry = [
+            v2.Resize(size, interpolation=mode, antialias=True),
+            v2.CenterCrop((height, width)),
+        ]
+    return v2.Compose(
+        geometry
+        + [
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(pre.mean), list(pre.std)),
+            v2.ToPureTensor(),
+        ]
+    )
+
+
+def _resize_pair(pre: Preprocessing) -> tuple[int, int]:
+    return int(pre.input_size[1] / pre.crop_pct), int(pre.input_size[2] / pre.crop_pct)
+
+
+def _interpolation(name: str) -> Any:
+    from torchvision.transforms import InterpolationMode
+
+    try:
+        return InterpolationMode(name.lower())
+    except ValueError:  # timm's "random" and other train-only modes: bilinear is its default too
+        return InterpolationMode.BILINEAR
+
+
+def __getattr__(name: str) -> Any:
+    # ImageDataset subclasses torch's Dataset, so it is defined on first use: importing zoo.data
+    # must not import torch. It is then cached here, which also keeps it picklable by name.
+    if name == "ImageDataset":
+        globals()[name] = cls = _define_image_dataset()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _define_image_dataset() -> type:
+    from torch.utils.data import Dataset
+
+    class ImageDataset(Dataset):
+        """(tensor, label) pairs from (path, label) samples, each image read with ``load_rgb``.
+
+        Example:
+            >>> ds = ImageDataset(split.train, build_transform(pre, train=True))
+            >>> image, label = ds[0]
+        """
+
+        def __init__(self, samples: Iterable[tuple[str, int]], transform: Callable | None = None):
+            self.samples = list(samples)
+            self.transform = transform
+
+        @property
+        def targets(self) -> list[int]:
+            return [label for _, label in self.samples]
+
+        def __len__(self) -> int:
+            return len(self.samples)
+
+        def __getitem__(self, index: int) -> tuple[Any, int]:
+            path, label = self.samples[index]
+            try:
+                image = load_rgb(path)
+            except Exception as e:  # name the file: the traceback from a loader worker may not
+                raise DataError(f"cannot read '{path}': {e}; remove or replace it") from e
+            return (self.transform(image) if self.transform else image), label
+
+    ImageDataset.__module__ = __name__
+    ImageDataset.__qualname__ = "ImageDataset"
+    return ImageDataset

@@ -1,0 +1,93 @@
+"""Choosing the device and the numeric precision of a run."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from zoo.errors import TrainingError
+
+if TYPE_CHECKING:
+    import torch
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda[:N]`` or ``mps``, checked to exist.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    import torch
+
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as exc:
+        raise TrainingError(
+            f"--device '{spec}' is not a device; use auto, cpu, cuda[:N] or mps"
+        ) from exc
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0 or (device.index or 0) >= count:
+            raise TrainingError(
+                f"--device {spec} is not available: this machine has {count} "
+                "CUDA device(s); use --device auto or cpu"
+            )
+        return torch.device("cuda", device.index or 0)
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise TrainingError("--device mps is not available here; use --device auto or cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise TrainingError(f"--device '{spec}' is not supported; use auto, cpu, cuda[:N] or mps")
+    return device
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How the forward pass runs: autocast dtype (None: fp32) and whether a scaler is needed."""
+
+    name: str  # fp32, bf16 or fp16
+    dtype: torch.dtype | None  # autocast dtype
+    scaler: bool  # fp16 on CUDA needs gradient scaling
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """AVX-512 BF16 or AMX: bf16 matrix work is a real speed-up on this CPU."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_precision(spec: str, device: torch.device) -> Precision:
+    """``auto``: bf16 where the hardware does it natively, fp16 + scaler on older GPUs,
+    fp32 elsewhere; explicit choices are checked against the device."""
+    import torch
+
+    if spec == "auto":
+        spec = _auto_precision(device)
+    if spec == "fp32":
+        return Precision("fp32", None, False)
+    if spec == "bf16":
+        return Precision("bf16", torch.bfloat16, False)
+    if device.type == "cpu":
+        raise TrainingError("--precision fp16 needs a GPU; on the CPU use bf16 or fp32")
+    return Precision("fp16", torch.float16, device.type == "cuda")
+
+
+def _auto_precision(device: torch.device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"

@@ -1,0 +1,158 @@
+"""Evaluating and predicting with a finished run (or its best.pt)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zoo.errors import DataError, RunError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from zoo.preprocessing import Preprocessing
+
+
+@dataclass
+class Trained:
+    """A model loaded from a run, with what it needs to read images."""
+
+    model: nn.Module
+    classes: list[str]
+    preprocessing: Preprocessing
+    checkpoint: Path
+
+
+def load_trained(run_or_checkpoint: str | Path, device: str = "auto") -> Trained:
+    """The best weights of a run directory (or of a ``best.pt`` file), ready for inference.
+
+    >>> trained = load_trained("runs/resnet34-20261122-101500")
+    """
+    from zoo.devices import resolve_device
+    from zoo.models import create
+    from zoo.preprocessing import Preprocessing
+    from zoo.weights import resolve_file
+
+    path = Path(run_or_checkpoint)
+    resolved = resolve_file(path)
+    if resolved.class_names is None:
+        raise RunError(
+            f"{path} is not a zoo run or best.pt (no class names in it); "
+            "pass the folder `zoo finetune` created"
+        )
+    meta = _meta(resolved.path)
+    model = create(meta["id"], num_classes=meta["num_classes"], weights=str(resolved.path))
+    model.to(resolve_device(device)).eval()
+    return Trained(
+        model, meta["class_names"], Preprocessing.from_dict(meta["preprocessing"]), resolved.path
+    )
+
+
+def _meta(path: Path) -> dict:
+    from zoo.checkpoints import read_checkpoint
+
+    return read_checkpoint(path)["meta"]
+
+
+def evaluate(
+    run_or_checkpoint: str | Path,
+    data: str | Path,
+    *,
+    batch_size: int = 64,
+    device: str = "auto",
+    workers: int | None = None,
+    png: str | Path | None = None,
+) -> dict:
+    """Loss, accuracy, per-class accuracy and confusion matrix on ``data/<class>/*``; the
+    matrix is also drawn to ``png`` (default: beside the checkpoint, named after ``data``).
+
+    >>> zoo.evaluation.evaluate("runs/resnet34-20261122-101500", "pets/valid")["accuracy"]
+    0.93
+    """
+    from torch.utils.data import DataLoader
+
+    from zoo import loop
+    from zoo.data import ImageDataset, build_transform, find_unreadable, scan_eval_folder
+    from zoo.devices import resolve_precision
+    from zoo.plots import plot_confusion
+    from zoo.session import default_workers
+
+    trained = load_trained(run_or_checkpoint, device)
+    samples = scan_eval_folder(data, trained.classes)
+    skipped = find_unreadable([path for path, _ in samples])
+    bad = dict(skipped)
+    samples = [s for s in samples if s[0] not in bad]
+    dataset = ImageDataset(samples, build_transform(trained.preprocessing, train=False))
+    workers = default_workers() if workers is None else workers
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    device_ = next(trained.model.parameters()).device
+    result = loop.evaluate(
+        trained.model,
+        loader,
+        device=device_,
+        precision=resolve_precision("fp32", device_),
+        num_classes=len(trained.classes),
+    )
+    report = _report(result, trained.classes, skipped)
+    png = Path(png) if png else trained.checkpoint.parent / f"confusion-{Path(data).name}.png"
+    plot_confusion(
+        result.confusion, trained.classes, png, title=f"{trained.model.zoo_spec.id} on {data}"
+    )
+    report["confusion_png"] = str(png)
+    return report
+
+
+def _report(result, classes: list[str], skipped) -> dict:
+    matrix = result.confusion
+    per_class = {
+        name: (row[i] / sum(row) if sum(row) else None)
+        for i, (name, row) in enumerate(zip(classes, matrix))
+    }
+    return {
+        "loss": result.loss,
+        "accuracy": result.accuracy,
+        "images": result.count,
+        "per_class_accuracy": per_class,
+        "classes": classes,
+        "confusion_matrix": matrix,
+        "skipped_files": [p for p, _ in skipped],
+    }
+
+
+def predict(
+    run_or_checkpoint: str | Path, images: list[str | Path], *, top_k: int = 5, device: str = "auto"
+) -> list[dict]:
+    """The ``top_k`` classes with probabilities for each image, in the order given.
+
+    >>> zoo.evaluation.predict("runs/resnet34-20261122-101500", ["cat.jpg"], top_k=1)
+    [{'image': 'cat.jpg', 'top': [{'class': 'cat', 'probability': 0.98}]}]
+    """
+    import torch
+
+    from zoo.data import build_transform, find_unreadable, load_rgb
+
+    unreadable = find_unreadable(images)
+    if unreadable:
+        path, reason = unreadable[0]
+        raise DataError(f"cannot read {path}: {reason}")
+    trained = load_trained(run_or_checkpoint, device)
+    transform = build_transform(trained.preprocessing, train=False)
+    device_ = next(trained.model.parameters()).device
+    k = min(top_k, len(trained.classes))
+    out = []
+    for image in images:
+        batch = transform(load_rgb(image)).unsqueeze(0).to(device_)
+        with torch.inference_mode():
+            probabilities = trained.model(batch).float().softmax(1)[0]
+        values, indices = probabilities.topk(k)
+        out.append(
+            {
+                "image": str(image),
+                "top": [
+                    {"class": trained.classes[i], "probability": float(v)}
+                    for v, i in zip(values.tolist(), indices.tolist())
+                ],
+            }
+        )
+    return out

@@ -1,0 +1,160 @@
+"""One epoch of training, one pass of evaluation: the inner loops, nothing else."""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from zoo.errors import TrainingError
+
+if TYPE_CHECKING:
+    import torch
+
+    from zoo.devices import Precision
+
+# The auxiliary-loss weights torchvision's reference recipes use.
+AUX_WEIGHTS = {1: 0.4, 2: 0.3}
+
+
+class NonFiniteLoss(TrainingError):
+    """The loss became NaN or infinite."""
+
+
+class StopRequested(Exception):
+    """Ctrl-C arrived; the step in flight finished."""
+
+
+@dataclass
+class PhaseResult:
+    """Sums over one pass; divide by ``count``."""
+
+    loss_sum: float = 0.0
+    correct: int = 0
+    count: int = 0
+    seconds: float = 0.0
+    confusion: list[list[int]] | None = field(default=None, repr=False)
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(self.count, 1)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / max(self.count, 1)
+
+
+def autocast(device: torch.device, precision: Precision):
+    import torch
+
+    if precision.dtype is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=precision.dtype)
+
+
+def criterion(outputs, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, main logits): cross-entropy, plus the weighted auxiliary losses of
+    inception/googlenet in train mode."""
+    import torch.nn.functional as F
+
+    if not isinstance(outputs, (tuple, list)):
+        return F.cross_entropy(outputs, targets), outputs
+    main, *aux = [o for o in outputs if o is not None]
+    loss = F.cross_entropy(main, targets)
+    weight = AUX_WEIGHTS.get(len(aux), 0.3)
+    for logits in aux:
+        loss = loss + weight * F.cross_entropy(logits, targets)
+    return loss, main
+
+
+def train_epoch(
+    model,
+    loader,
+    optimizer,
+    *,
+    device,
+    precision,
+    scaler=None,
+    epoch: int,
+    update=lambda images, loss: None,
+    stop=lambda: False,
+) -> PhaseResult:
+    """Train ``model`` over ``loader`` once; raises NonFiniteLoss, or StopRequested after the
+    step in flight when ``stop()`` turns true."""
+    import time
+
+    model.train()
+    result = PhaseResult()
+    start = time.perf_counter()
+    for step, (images, targets) in enumerate(loader, start=1):
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        with autocast(device, precision):
+            loss, logits = criterion(model(images), targets)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteLoss(
+                f"loss is {value} at epoch {epoch}, step {step}; stopped, "
+                "keeping the files of the last good epoch; try a lower --lr "
+                "or --precision fp32"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        _accumulate(result, value, logits, targets)
+        update(len(targets), value * len(targets))
+        if stop():
+            raise StopRequested
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def evaluate(
+    model,
+    loader,
+    *,
+    device,
+    precision,
+    num_classes: int | None = None,
+    update=lambda images, loss: None,
+) -> PhaseResult:
+    """Loss, accuracy and (with ``num_classes``) the confusion matrix of ``model`` on
+    ``loader``, in eval mode without autograd."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    model.eval()
+    result = PhaseResult()
+    matrix = torch.zeros(num_classes or 1, num_classes or 1, dtype=torch.long)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for images, targets in loader:
+            images = images.to(device, non_blocking=True)
+            targets = targets.to(device, non_blocking=True)
+            with autocast(device, precision):
+                logits = model(images)
+            loss = F.cross_entropy(logits.float(), targets, reduction="sum").item()
+            _accumulate(result, loss / len(targets), logits, targets)
+            if num_classes:
+                pairs = targets.cpu() * num_classes + logits.argmax(1).cpu()
+                matrix += torch.bincount(pairs, minlength=num_classes**2).view_as(matrix)
+            update(len(targets), loss)
+    result.seconds = time.perf_counter() - start
+    if num_classes:
+        result.confusion = matrix.tolist()
+    return result
+
+
+def _accumulate(result: PhaseResult, mean_loss: float, logits, targets) -> None:
+    n = len(targets)
+    result.loss_sum += mean_loss * n
+    result.correct += int((logits.argmax(1) == targets).sum())
+    result.count += n

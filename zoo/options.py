@@ -1,0 +1,83 @@
+"""The fine-tuning options: defaults from the seeds' recipe, checked before any work starts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from zoo.errors import TrainingError
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULERS = ("step", "multistep", "exponential", "plateau", "cosine", "none")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a fine-tuning run; ``config.json`` records the resolved values."""
+
+    name: str | None = None  # the backbone, [SOURCE:]ARCH[.TAG]
+    data: str | None = None  # image folder; None: the embedded dataset
+    weights: str | None = "default"  # tag, file, run directory, or none
+    num_classes: int | None = None  # head size; None: the number of classes found
+    freeze_until: str | None = None  # freeze point (or 'backbone'); None: train everything
+    train_bn: bool = False  # let frozen BatchNorm layers train
+    epochs: int = 25  # the seeds' 25
+    batch_size: int = 64  # per process
+    lr: float = 0.001
+    momentum: float = 0.9  # sgd and rmsprop
+    optimizer: str = "sgd"
+    weight_decay: float = 0.0
+    scheduler: str = "step"
+    step_size: int = 7  # step: epochs between decays
+    gamma: float | None = None  # decay factor; None: 0.1, or 0.9 for exponential
+    milestones: list[int] | None = None  # multistep; None: half and three quarters of epochs
+    patience: int | None = None  # stop after this many epochs without a better val accuracy
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    workers: int | None = None  # DataLoader workers; None: chosen from the CPU count
+    output: str | None = None  # run directory; None: runs/<arch>-<YYYYmmdd-HHMMSS>
+    val_split: float = 0.2  # for DIR/<class>/* folders
+    image_size: int | None = None  # override the backbone's input size
+    augment: bool = True  # random resized crop and horizontal flip while training
+    cache_features: bool | None = None  # None: automatic
+
+    def check(self) -> TrainConfig:
+        """Raise TrainingError for an option no run could use."""
+        for name in ("epochs", "batch_size", "step_size"):
+            _positive(name, getattr(self, name))
+        _positive("lr", self.lr)
+        for name in ("num_classes", "image_size", "patience"):
+            if getattr(self, name) is not None:
+                _positive(name, getattr(self, name))
+        if self.workers is not None and self.workers < 0:
+            raise TrainingError(f"--workers must be 0 or more, got {self.workers}")
+        if not 0 < self.val_split < 1:
+            raise TrainingError(f"--val-split must be between 0 and 1, got {self.val_split}")
+        if self.weight_decay < 0 or self.momentum < 0:
+            raise TrainingError("--weight-decay and --momentum must not be negative")
+        if self.gamma is not None and not 0 < self.gamma <= 1:
+            raise TrainingError(f"--gamma must be in (0, 1], got {self.gamma}")
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("scheduler", self.scheduler, SCHEDULERS)
+        _choice("precision", self.precision, PRECISIONS)
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _positive(name: str, value) -> None:
+    if value is None or value <= 0:
+        flag = "--" + name.replace("_", "-")
+        raise TrainingError(f"{flag} must be positive, got {value}")
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise TrainingError(f"--{name} must be one of {', '.join(choices)}, got '{value}'")

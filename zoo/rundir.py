@@ -1,0 +1,118 @@
+"""The run directory: config.json, metrics.jsonl, best.pt, last.pt, summary.json, curves.png.
+
+Every file is written atomically (``zoo.runfiles``), so a killed run leaves whole files.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+from zoo.errors import RunError
+from zoo.runfiles import save_torch, write_json
+
+RUN_FILES = ("config.json", "metrics.jsonl", "best.pt", "last.pt", "summary.json", "curves.png")
+
+
+def default_output(arch: str, root: str | Path = "runs") -> Path:
+    """``runs/<arch>-<YYYYmmdd-HHMMSS>``, with a suffix if that already exists."""
+    base = Path(root) / f"{arch}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def is_run(path: Path) -> bool:
+    return (path / "config.json").is_file()
+
+
+class RunDir:
+    """Reads and writes one run's files."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: str | Path) -> RunDir:
+        """A new run directory; refuses one that holds a run already."""
+        path = Path(path)
+        if is_run(path) or (path / "last.pt").exists():
+            raise RunError(
+                f"{path} already holds a run; resume it with "
+                f"`zoo finetune --resume {path}` or choose another --output"
+            )
+        if path.exists() and not path.is_dir():
+            raise RunError(f"--output {path} is a file, not a folder")
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        """An existing run, for resuming."""
+        path = Path(path)
+        if not is_run(path):
+            raise RunError(
+                f"{path} is not a zoo run (no config.json); pass the folder "
+                "that `zoo finetune` created"
+            )
+        if not (path / "last.pt").is_file():
+            raise RunError(f"{path} has no last.pt to resume from; start a new run instead")
+        return cls(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_config(self, config: dict) -> None:
+        write_json(self.file("config.json"), config)
+
+    def read_config(self) -> dict:
+        return json.loads(self.file("config.json").read_text())
+
+    def metrics(self) -> list[dict]:
+        path = self.file("metrics.jsonl")
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def write_metrics(self, rows: list[dict]) -> None:
+        """Rewrite metrics.jsonl with ``rows`` (a small file, written whole each epoch)."""
+        from zoo.runfiles import atomic_write_bytes
+
+        text = "".join(json.dumps(row) + "\n" for row in rows)
+        atomic_write_bytes(self.file("metrics.jsonl"), text.encode())
+
+    def save_best(self, state_dict: dict, meta: dict) -> None:
+        save_torch({"state_dict": state_dict, "meta": meta}, self.file("best.pt"))
+
+    def save_last(self, state: dict) -> None:
+        save_torch(state, self.file("last.pt"))
+
+    def read_last(self) -> dict:
+        from zoo.checkpoints import read_checkpoint
+
+        return read_checkpoint(self.file("last.pt"))
+
+    def write_summary(self, summary: dict) -> None:
+        write_json(self.file("summary.json"), summary)
+
+    def draw_curves(self, rows: list[dict], title: str) -> None:
+        from zoo.plots import plot_curves
+
+        plot_curves(rows, self.file("curves.png"), title=title)
+
+
+def versions() -> dict:
+    """Library versions for config.json."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for dist in ("zoo", "torch", "torchvision", "timm"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = None
+    return out

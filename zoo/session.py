@@ -1,0 +1,415 @@
+"""A fine-tuning session: model, data, optimizer and run directory, from new or resumed."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zoo import loop
+from zoo.errors import DataError, RunError, TrainingError
+from zoo.options import TrainConfig
+from zoo.preprocessing import Preprocessing
+from zoo.progress import Reporter
+from zoo.rundir import RunDir
+
+
+@dataclass
+class Progress:
+    """Where the run stands: saved in last.pt."""
+
+    epoch: int = 0  # epochs finished
+    best_val_acc: float = -1.0
+    best_epoch: int = 0
+    seconds: float = 0.0  # wall time of the epochs run so far
+    rows: list[dict] = field(default_factory=list)  # metrics.jsonl
+
+
+class Session:
+    def __init__(self, config: TrainConfig, reporter: Reporter) -> None:
+        self.config = config
+        self.reporter = reporter
+        self._stop = False
+
+    # ------------------------------------------------------------------ setting up
+
+    @classmethod
+    def start(cls, config: TrainConfig, reporter: Reporter) -> Session:
+        from zoo.models import create
+        from zoo.training import config_record, new_run_dir
+
+        self = cls(config, reporter)
+        data = self._data_folder()
+        self._load_data(data)
+        seed_everything(config.seed)
+        self.model = create(
+            config.name,
+            num_classes=self.num_classes,
+            weights=config.weights,
+            freeze_until=config.freeze_until,
+            train_bn=config.train_bn,
+        )
+        spec = self.model.zoo_spec
+        self.run = new_run_dir(config, spec.id.split(":", 1)[1])
+        self.preprocessing = _preprocessing(spec.preprocessing, config.image_size)
+        self.run.write_config(
+            config_record(
+                config,
+                backbone_id=spec.id,
+                weights=spec.weights,
+                classes=self.classes,
+                preprocessing=self.preprocessing.to_dict(),
+                data=str(data),
+                skipped=self.skipped,
+            )
+        )
+        self.progress = Progress()
+        self._prepare()
+        return self
+
+    @classmethod
+    def resume(cls, run: RunDir, overrides: dict, reporter: Reporter) -> Session:
+        from zoo.models import create
+
+        record = run.read_config()
+        config = TrainConfig.from_dict({**record["options"], **overrides}).check()
+        self = cls(config, reporter)
+        self.run = run
+        self._load_data(Path(record["data"]))
+        if self.classes != record["class_names"]:
+            raise RunError(
+                f"the classes in {record['data']} changed since the run started "
+                f"({', '.join(record['class_names'])}); restore the folder"
+            )
+        self.model = create(
+            record["id"],
+            num_classes=record["num_classes"],
+            weights=None,
+            freeze_until=config.freeze_until,
+            train_bn=config.train_bn,
+        )
+        self.preprocessing = Preprocessing.from_dict(record["preprocessing"])
+        state = run.read_last()
+        self.model.load_state_dict(state["model"])
+        self._prepare()
+        self._restore(state)
+        if overrides.get("epochs") is None and self.progress.epoch >= config.epochs:
+            reporter.note(
+                f"{run.path} already ran {config.epochs} epochs; pass a larger "
+                "--epochs to continue it"
+            )
+        return self
+
+    def _data_folder(self) -> Path:
+        if self.config.data is not None:
+            return Path(self.config.data)
+        from zoo.datasets import embedded_dataset
+
+        path = embedded_dataset()
+        self.reporter.note(f"no --data given: using the embedded shapes dataset in {path}")
+        return path
+
+    def _load_data(self, folder: Path) -> None:
+        from zoo.data import drop_unreadable, scan_image_folder
+
+        split = scan_image_folder(folder, val_split=self.config.val_split, seed=self.config.seed)
+        split, skipped = drop_unreadable(split)
+        for path, reason in skipped:
+            self.reporter.note(f"skipping unreadable {path}: {reason}")
+        if not split.valid:
+            raise DataError(
+                f"{folder} gives no validation images; add a valid/ folder or more images per class"
+            )
+        self.split, self.skipped, self.classes = split, skipped, split.classes
+        self.num_classes = self.config.num_classes or len(self.classes)
+        if self.num_classes < len(self.classes):
+            raise DataError(
+                f"--num-classes {self.num_classes} is fewer than the "
+                f"{len(self.classes)} classes found in {folder}"
+            )
+
+    def _prepare(self) -> None:
+        """Device, precision, loaders, optimizer and scheduler."""
+        import torch
+
+        from zoo.devices import resolve_device, resolve_precision
+        from zoo.optim import build_optimizer, build_scheduler
+
+        config = self.config
+        self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        self.model.to(self.device)
+        self.optimizer = build_optimizer(self.model.parameters(), config)
+        self.scheduler = build_scheduler(self.optimizer, config)
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision.scaler else None
+        self.loaders = make_loaders(self.split, self.preprocessing, config, self.device)
+        frozen = sum(p.numel() for p in self.model.parameters() if not p.requires_grad)
+        self.counts = (frozen, sum(p.numel() for p in self.model.parameters()) - frozen)
+        self.reporter.note(
+            f"{self.model.zoo_spec.id}: {len(self.classes)} classes, "
+            f"{len(self.split.train)} train / {len(self.split.valid)} valid images; "
+            f"{self.counts[0]:,} frozen and {self.counts[1]:,} trainable parameters; "
+            f"{self.device.type}, {self.precision.name}"
+        )
+
+    def _restore(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler"):
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        p = state["progress"]
+        self.progress = Progress(
+            p["epoch"],
+            p["best_val_acc"],
+            p["best_epoch"],
+            p["seconds"],
+            self.run.metrics()[: p["epoch"]],
+        )
+        restore_rng(state.get("rng"))
+
+    # ------------------------------------------------------------------ training
+
+    def fit(self):
+        from zoo.training import FinetuneResult
+
+        if self.progress.epoch == 0:
+            self._save_last()  # so Ctrl-C in the first epoch leaves something to resume
+        previous = _catch_sigint(self)
+        try:
+            while self.progress.epoch < self.config.epochs and not self._patience_ran_out():
+                self._run_epoch(self.progress.epoch + 1)
+        except loop.StopRequested:
+            raise Interrupted(self.run.path, self.progress.epoch) from None
+        finally:
+            signal.signal(signal.SIGINT, previous) if previous is not None else None
+        summary = self._summary()
+        self.reporter.done(summary, str(self.run.path))
+        return FinetuneResult(self.run.path, summary, self.progress.rows)
+
+    def _patience_ran_out(self) -> bool:
+        patience, p = self.config.patience, self.progress
+        if patience and p.epoch - p.best_epoch >= patience:
+            self.reporter.note(f"stopping early: no better valid accuracy in {patience} epochs")
+            return True
+        return False
+
+    def _run_epoch(self, epoch: int) -> None:
+        from zoo.optim import step_scheduler
+
+        seed_everything(self.config.seed, epoch)  # dropout and anything else in the model
+        self.loaders.set_epoch(epoch)
+        lr = self.optimizer.param_groups[0]["lr"]
+        n = self.config.epochs
+        with self.reporter.phase("train", epoch, n, len(self.loaders.train.sampler)) as update:
+            train = loop.train_epoch(
+                self.model,
+                self.loaders.train,
+                self.optimizer,
+                device=self.device,
+                precision=self.precision,
+                scaler=self.scaler,
+                epoch=epoch,
+                update=update,
+                stop=lambda: self._stop,
+            )
+        with self.reporter.phase("valid", epoch, n, len(self.loaders.valid.sampler)) as update:
+            valid = loop.evaluate(
+                self.model,
+                self.loaders.valid,
+                device=self.device,
+                precision=self.precision,
+                update=update,
+            )
+        step_scheduler(self.scheduler, valid.loss)
+        row = {
+            "epoch": epoch,
+            "train_loss": train.loss,
+            "train_acc": train.accuracy,
+            "val_loss": valid.loss,
+            "val_acc": valid.accuracy,
+            "lr": lr,
+            "seconds": train.seconds + valid.seconds,
+            "train_images_per_s": train.count / max(train.seconds, 1e-9),
+        }
+        self._finish_epoch(row)
+
+    def _finish_epoch(self, row: dict) -> None:
+        p = self.progress
+        p.epoch, p.seconds = row["epoch"], p.seconds + row["seconds"]
+        p.rows.append(row)
+        self.run.write_metrics(p.rows)
+        if row["val_acc"] > p.best_val_acc:
+            p.best_val_acc, p.best_epoch = row["val_acc"], row["epoch"]
+            self.run.save_best(_cpu_state(self.model), self._meta())
+        self._save_last()
+        self.run.write_summary(self._summary())
+        self.run.draw_curves(p.rows, self.model.zoo_spec.id)
+        self.reporter.epoch(row, self.config.epochs)
+
+    def _meta(self) -> dict:
+        return {
+            "id": self.model.zoo_spec.id,
+            "num_classes": self.num_classes,
+            "class_names": self.classes,
+            "preprocessing": self.preprocessing.to_dict(),
+        }
+
+    def _save_last(self) -> None:
+        p = self.progress
+        self.run.save_last(
+            {
+                "model": _cpu_state(self.model),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "progress": {
+                    "epoch": p.epoch,
+                    "best_val_acc": p.best_val_acc,
+                    "best_epoch": p.best_epoch,
+                    "seconds": p.seconds,
+                },
+                "rng": rng_state(),
+                "meta": self._meta(),
+            }
+        )
+
+    def _summary(self) -> dict:
+        p = self.progress
+        return {
+            "id": self.model.zoo_spec.id,
+            "best_val_acc": max(p.best_val_acc, 0.0),
+            "best_epoch": p.best_epoch,
+            "epochs_run": p.epoch,
+            "seconds": p.seconds,
+            "train_images_per_s": (
+                sum(r["train_images_per_s"] for r in p.rows) / len(p.rows) if p.rows else 0.0
+            ),
+            "frozen_params": self.counts[0],
+            "trainable_params": self.counts[1],
+            "skipped_files": [path for path, _ in self.skipped],
+        }
+
+
+class Interrupted(TrainingError):
+    """Ctrl-C: the run stopped; last.pt holds the last finished epoch."""
+
+    exit_code = 130
+
+    def __init__(self, run_dir: Path, epoch: int) -> None:
+        super().__init__(
+            f"interrupted; {run_dir}/last.pt holds epoch {epoch}. Resume with: "
+            f"zoo finetune --resume {run_dir}"
+        )
+
+
+def _catch_sigint(session: Session):
+    """First Ctrl-C: finish the step, save, stop. A second one stops at once."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        if session._stop:
+            raise KeyboardInterrupt
+        session._stop = True
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def _preprocessing(pre: Preprocessing, image_size: int | None) -> Preprocessing:
+    return pre.with_image_size(image_size) if image_size else pre
+
+
+def _cpu_state(model) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def seed_everything(seed: int, epoch: int = 0) -> None:
+    """Seed Python, NumPy and torch from (seed, epoch)."""
+    import numpy as np
+    import torch
+
+    value = seed * 100_003 + epoch
+    random.seed(value)
+    np.random.seed(value % 2**32)
+    torch.manual_seed(value)
+
+
+def rng_state() -> dict:
+    import numpy as np
+    import torch
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],
+    }
+
+
+def restore_rng(state: dict | None) -> None:
+    import numpy as np
+    import torch
+
+    if not state:
+        return
+    random.setstate(_tuples(state["python"]))
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+class Loaders:
+    """Train and valid DataLoaders over epoch-seeded samplers (``zoo.sampling``)."""
+
+    def __init__(self, train, valid) -> None:
+        self.train, self.valid = train, valid
+
+    def set_epoch(self, epoch: int) -> None:
+        self.train.sampler.set_epoch(epoch)
+        self.valid.sampler.set_epoch(epoch)
+
+
+def make_loaders(
+    split, pre: Preprocessing, config: TrainConfig, device, rank: int = 0, world: int = 1
+) -> Loaders:
+    from torch.utils.data import DataLoader
+
+    from zoo.data import ImageDataset, build_transform
+    from zoo.sampling import EpochSampler, seeded_dataset
+
+    workers = default_workers() if config.workers is None else config.workers
+    common = {
+        "batch_size": config.batch_size,
+        "num_workers": workers,
+        "pin_memory": device.type == "cuda",
+        "persistent_workers": workers > 0,
+    }
+    train_set = ImageDataset(split.train, build_transform(pre, train=True, augment=config.augment))
+    sampler = EpochSampler(len(train_set), seed=config.seed, rank=rank, world=world)
+    # A last batch of one image breaks BatchNorm in train mode: drop it then, and only then.
+    lone = len(sampler) % config.batch_size == 1 and len(sampler) > 1
+    train = DataLoader(
+        seeded_dataset(train_set, config.seed), sampler=sampler, drop_last=lone, **common
+    )
+    valid_set = ImageDataset(split.valid, build_transform(pre, train=False))
+    valid = DataLoader(
+        seeded_dataset(valid_set, config.seed),
+        sampler=EpochSampler(len(valid_set), shuffle=False, rank=rank, world=world, pad=False),
+        **common,
+    )
+    return Loaders(train, valid)
+
+
+def default_workers() -> int:
+    """DataLoader workers: the usable cores, at most 4 (images are decoded in parallel)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(4, cores or 1)
