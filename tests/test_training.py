@@ -114,7 +114,7 @@ def test_predict_returns_the_class_the_model_gets_right(finished_run, colours):
         len(r["top"]) == 2 and r["top"][0]["probability"] >= r["top"][1]["probability"]
         for r in rows
     )
-    right = [r for r, p in zip(rows, images) if r["top"][0]["class"] == p.parent.name]
+    right = [r for r, p in zip(rows, images, strict=False) if r["top"][0]["class"] == p.parent.name]
     assert len(right) / len(rows) == pytest.approx(finished_run.summary["best_val_acc"])
 
 

@@ -107,7 +107,7 @@ def _report(result, classes: list[str], skipped) -> dict:
     matrix = result.confusion
     per_class = {
         name: (row[i] / sum(row) if sum(row) else None)
-        for i, (name, row) in enumerate(zip(classes, matrix))
+        for i, (name, row) in enumerate(zip(classes, matrix, strict=False))
     }
     return {
         "loss": result.loss,
@@ -151,7 +151,7 @@ def predict(
                 "image": str(image),
                 "top": [
                     {"class": trained.classes[i], "probability": float(v)}
-                    for v, i in zip(values.tolist(), indices.tolist())
+                    for v, i in zip(values.tolist(), indices.tolist(), strict=False)
                 ],
             }
         )
