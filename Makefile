@@ -16,10 +16,17 @@ $(BIN)/zoo: pyproject.toml
 
 install: $(BIN)/zoo
 
+# No network here, so the demo trains from random weights on the embedded shapes dataset.
+DEMO_RUN ?= runs/demo
 demo: install
-	$(BIN)/python -m zoo list 'resnet*' --source torchvision
-	$(BIN)/python -m zoo info resnet34
-	$(BIN)/python -m zoo plugins
+	$(BIN)/zoo list 'resnet1*' --source torchvision
+	$(BIN)/zoo info resnet18
+	rm -rf $(DEMO_RUN)
+	$(BIN)/zoo finetune resnet18 --weights none --epochs 6 --lr 0.01 --image-size 64 \
+		--batch-size 32 -o $(DEMO_RUN)
+	shapes=$$($(BIN)/python -m zoo.datasets) && \
+	$(BIN)/zoo evaluate $(DEMO_RUN) --data $$shapes/valid && \
+	$(BIN)/zoo predict $(DEMO_RUN) $$shapes/valid/*/*_000.jpg --top-k 2
 
 test: install
 	HF_HUB_OFFLINE=1 ZOO_OFFLINE=1 $(BIN)/python -m pytest -q

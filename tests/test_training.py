@@ -130,32 +130,23 @@ def test_resume_a_finished_run_with_more_epochs(finished_run, tmp_path):
     assert result.summary["epochs_run"] == 5
 
 
-def test_matches_the_seed_loop(tmp_path):
+def test_matches_the_seed_loop(colours, tmp_path):
     from seed_loop import run as seed_run
 
-    data = shapes(tmp_path / "shapes", ["circle", "square", "triangle"], 30, 20)
-    common = {"epochs": 4, "batch_size": 16, "lr": 0.01, "seed": 0}
-    ours = zoo.finetune(
-        "resnet18",
-        str(data),
-        output=str(tmp_path / "run"),
-        weights="none",
-        image_size=32,
-        workers=0,
-        precision="fp32",
-        augment=False,
-        **common,
-    )
-    theirs = seed_run(str(data), arch="resnet18", image_size=32, **common)
+    common = {"epochs": 4, "batch_size": 8, "lr": 0.001, "seed": 0}
+    ours = zoo.finetune("resnet18", str(colours), output=str(tmp_path / "run"), weights="none",
+                        image_size=32, workers=0, precision="fp32", augment=False, **common)
+    theirs = seed_run(str(colours), arch="resnet18", image_size=32, **common)
     print("zoo", ours.summary["best_val_acc"], "seed loop", theirs["best_val_acc"])
-    assert ours.summary["best_val_acc"] >= theirs["best_val_acc"] - 0.01
+    assert theirs["best_val_acc"] >= 0.9, "the comparison needs a run that learns"
+    assert abs(ours.summary["best_val_acc"] - theirs["best_val_acc"]) <= 0.01
 
 
 def test_transfer_from_a_previous_run_beats_random_weights(tmp_path):
     source = shapes(tmp_path / "a", ["circle", "square", "triangle"], 40, 10)
     target = shapes(tmp_path / "b", ["star", "cross"], 12, 30)
     first = zoo.finetune(
-        "resnet18", str(source), output=str(tmp_path / "first"), epochs=6, lr=0.05, **FAST
+        "resnet18", str(source), output=str(tmp_path / "first"), epochs=8, lr=0.01, **FAST
     )
     options = {
         "epochs": 3,

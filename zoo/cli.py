@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
 import click
@@ -31,8 +32,9 @@ class ZooGroup(click.Group):
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="zoo")
 @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.option("--offline", is_flag=True, help="Forbid every network attempt (ZOO_OFFLINE=1).")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, offline: bool) -> None:
     """A model zoo for fine-tuning image classifiers.
 
     \b
@@ -41,6 +43,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     zoo finetune resnet34 --data ./pets --freeze-until layer3
     """
     ctx.ensure_object(dict)["debug"] = debug
+    if offline:
+        os.environ["ZOO_OFFLINE"] = "1"
     logging.basicConfig(
         format="zoo: warning: %(message)s", level=logging.WARNING, stream=sys.stderr
     )
@@ -193,7 +197,7 @@ def transfer(
     \b
     zoo transfer old-model.pth --into resnet50 --num-classes 9 -o resnet50-9.pt
     zoo transfer ckpt.safetensors --into resnet34 --prefix backbone. --min-coverage 0.9
-    zoo transfer tf.pth --into resnet34 --map '^net\.=' --strict --json
+    zoo transfer tf.pth --into resnet34 --map '^net\\.=' --strict --json
     """
     from zoo import api
 

@@ -75,8 +75,8 @@ def evaluate(
     from zoo import loop
     from zoo.data import ImageDataset, build_transform, find_unreadable, scan_eval_folder
     from zoo.devices import resolve_precision
+    from zoo.loaders import default_workers
     from zoo.plots import plot_confusion
-    from zoo.session import default_workers
 
     trained = load_trained(run_or_checkpoint, device)
     samples = scan_eval_folder(data, trained.classes)

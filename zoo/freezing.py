@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 
 BACKBONE = "backbone"  # the special point: everything but the heads
 MIN_POINTS = 4
-DOMINANT = 0.7  # a stage holding this share of the parameters is opened up too
+# A container with one of these names holding over half the parameters is opened up too
+# (timm's efficientnet: conv_stem, bn1, blocks, conv_head, bn2).
+CONTAINERS = {"features", "layers", "blocks", "stages", "trunk_output"}
+DOMINANT = 0.5
 
 
 def freeze_points(model: nn.Module, heads: list[str]) -> list[str]:
@@ -35,11 +38,17 @@ def freeze_points(model: nn.Module, heads: list[str]) -> list[str]:
             break
         biggest = max(openable, key=lambda p: _numel(model.get_submodule(p)))
         own = [p for p in points if not _in_head_parent(p, heads)]
-        if len(own) >= MIN_POINTS and _numel(model.get_submodule(biggest)) < DOMINANT * total:
+        if len(own) >= MIN_POINTS and not _big_container(model, biggest, total):
             break
         at = points.index(biggest)
         points[at : at + 1] = openable[biggest]
     return points
+
+
+def _big_container(model: nn.Module, point: str, total: int) -> bool:
+    """A stage container by name (``features``, ``blocks``...) holding most of the model."""
+    name = point.rsplit(".", 1)[-1]
+    return name in CONTAINERS and _numel(model.get_submodule(point)) > DOMINANT * total
 
 
 def head_modules(heads: list[str]) -> list[str]:

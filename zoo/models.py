@@ -21,7 +21,8 @@ class ModelSpec:
     freeze_points: list[str]  # ordered, heads excluded
     preprocessing: Preprocessing  # the image config of the weights (or the arch's default)
     num_classes: int  # outputs of the main head
-    weights: dict = field(default_factory=dict)  # identity: tag or path, sha256; {} if random
+    weights: dict = field(default_factory=dict)  # tag, path, build_kwargs; {} if random
+    resolved: object = field(default=None, repr=False)  # the zoo.weights.Resolved loaded
 
     @property
     def head(self) -> str:
@@ -35,11 +36,13 @@ def create(
     freeze_until: str | None = None,
     *,
     train_bn: bool = False,
+    build_kwargs: dict | None = None,
 ) -> nn.Module:
     """Build backbone ``name`` with ``weights``, its head adapted, frozen up to ``freeze_until``.
 
     ``weights`` is ``"default"`` (the name's tag, else the default tag), a tag, a file or run
-    directory, or ``None``/``"none"`` for random initialisation.
+    directory, or ``None``/``"none"`` for random initialisation. ``build_kwargs`` go to the
+    factory (a run of googlenet is rebuilt with the ``transform_input`` its weights needed).
 
     >>> model = zoo.create("resnet34", num_classes=9, weights=None, freeze_until="layer3")
     >>> model.zoo_spec.freeze_points
@@ -52,7 +55,7 @@ def create(
     backbone, tag = registry.get(name)
     backbone = registry.load_factory(backbone)
     resolved = weights_mod.resolve(backbone, weights, tag)
-    model = build(backbone, resolved.build_kwargs if resolved else {})
+    model = build(backbone, {**(resolved.build_kwargs if resolved else {}), **(build_kwargs or {})})
     spec = describe(model, backbone, resolved)
     if resolved is not None:
         if resolved.num_classes and resolved.num_classes != spec.num_classes:
@@ -96,7 +99,14 @@ def describe(model: nn.Module, backbone: Backbone, resolved=None) -> ModelSpec:
         freeze_points=points,
         preprocessing=preprocessing(backbone, resolved.spec if resolved else None),
         num_classes=head_features(model, heads[0])[1],
-        weights=resolved.identity() if resolved else {},
+        weights={
+            "tag": resolved.tag,
+            "path": str(resolved.path),
+            "build_kwargs": dict(resolved.build_kwargs),
+        }
+        if resolved
+        else {},
+        resolved=resolved,
     )
 
 

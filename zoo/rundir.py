@@ -36,9 +36,9 @@ class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    @classmethod
-    def create(cls, path: str | Path) -> RunDir:
-        """A new run directory; refuses one that holds a run already."""
+    @staticmethod
+    def check_free(path: str | Path) -> None:
+        """Refuse a folder that holds a run already, or a file."""
         path = Path(path)
         if is_run(path) or (path / "last.pt").exists():
             raise RunError(
@@ -47,8 +47,13 @@ class RunDir:
             )
         if path.exists() and not path.is_dir():
             raise RunError(f"--output {path} is a file, not a folder")
-        path.mkdir(parents=True, exist_ok=True)
-        return cls(path)
+
+    @classmethod
+    def create(cls, path: str | Path) -> RunDir:
+        """A new run directory; refuses one that holds a run already."""
+        cls.check_free(path)
+        Path(path).mkdir(parents=True, exist_ok=True)
+        return cls(Path(path))
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
@@ -59,8 +64,6 @@ class RunDir:
                 f"{path} is not a zoo run (no config.json); pass the folder "
                 "that `zoo finetune` created"
             )
-        if not (path / "last.pt").is_file():
-            raise RunError(f"{path} has no last.pt to resume from; start a new run instead")
         return cls(path)
 
     def file(self, name: str) -> Path:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import random
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo import loop
+from zoo import distributed, loop
 from zoo.errors import DataError, RunError, TrainingError
+from zoo.loaders import make_loaders
 from zoo.options import TrainConfig
 from zoo.preprocessing import Preprocessing
 from zoo.progress import Reporter
 from zoo.rundir import RunDir
+from zoo.seeding import restore_rng, rng_state, seed_everything
 
 
 @dataclass
@@ -30,17 +30,23 @@ class Progress:
 class Session:
     def __init__(self, config: TrainConfig, reporter: Reporter) -> None:
         self.config = config
-        self.reporter = reporter
+        self.dist = distributed.from_environment()
+        self.reporter = reporter if self.dist.is_main else Reporter()  # rank 0 talks
         self._stop = False
 
     # ------------------------------------------------------------------ setting up
 
     @classmethod
-    def start(cls, config: TrainConfig, reporter: Reporter) -> Session:
+    def start(cls, config: TrainConfig, reporter: Reporter, run: RunDir | None = None) -> Session:
+        """A new run; every check that can fail comes before its directory is made."""
         from zoo.models import create
         from zoo.training import config_record, new_run_dir
 
         self = cls(config, reporter)
+        if run is None and config.output:
+            RunDir.check_free(config.output)
+        self._choose_device()
+        distributed.barrier(self.dist)  # every rank checked --output before rank 0 writes
         data = self._data_folder()
         self._load_data(data)
         seed_everything(config.seed)
@@ -52,21 +58,25 @@ class Session:
             train_bn=config.train_bn,
         )
         spec = self.model.zoo_spec
-        self.run = new_run_dir(config, spec.id.split(":", 1)[1])
+        self.build_kwargs = spec.weights.get("build_kwargs") or {}
         self.preprocessing = _preprocessing(spec.preprocessing, config.image_size)
-        self.run.write_config(
-            config_record(
-                config,
-                backbone_id=spec.id,
-                weights=spec.weights,
-                classes=self.classes,
-                preprocessing=self.preprocessing.to_dict(),
-                data=str(data),
-                skipped=self.skipped,
+        self._prepare()
+        self.run = run or new_run_dir(config, spec.id.split(":", 1)[1], self.dist)
+        self._write(
+            lambda: self.run.write_config(
+                config_record(
+                    config,
+                    backbone_id=spec.id,
+                    weights=spec.resolved.identity() if spec.resolved else {},
+                    classes=self.classes,
+                    preprocessing=self.preprocessing.to_dict(),
+                    data=str(data),
+                    skipped=self.skipped,
+                )
             )
         )
         self.progress = Progress()
-        self._prepare()
+        self._save_last()  # epoch 0: a run killed in its first epoch can still be resumed
         return self
 
     @classmethod
@@ -75,8 +85,11 @@ class Session:
 
         record = run.read_config()
         config = TrainConfig.from_dict({**record["options"], **overrides}).check()
+        if not run.file("last.pt").is_file():  # killed before its first save: start it over
+            return cls.start(config, reporter, run=run)
         self = cls(config, reporter)
         self.run = run
+        self._choose_device()
         self._load_data(Path(record["data"]))
         if self.classes != record["class_names"]:
             raise RunError(
@@ -89,7 +102,9 @@ class Session:
             weights=None,
             freeze_until=config.freeze_until,
             train_bn=config.train_bn,
+            build_kwargs=record["weights"].get("build_kwargs"),
         )
+        self.build_kwargs = record["weights"].get("build_kwargs") or {}
         self.preprocessing = Preprocessing.from_dict(record["preprocessing"])
         state = run.read_last()
         self.model.load_state_dict(state["model"])
@@ -130,21 +145,30 @@ class Session:
                 f"{len(self.classes)} classes found in {folder}"
             )
 
+    def _choose_device(self) -> None:
+        from zoo.devices import resolve_device, resolve_precision
+
+        if self.dist.enabled:
+            self.device = distributed.setup(self.dist, self.config.device)
+        else:
+            self.device = resolve_device(self.config.device)
+        self.precision = resolve_precision(self.config.precision, self.device)
+
     def _prepare(self) -> None:
         """Device, precision, loaders, optimizer and scheduler."""
         import torch
 
-        from zoo.devices import resolve_device, resolve_precision
         from zoo.optim import build_optimizer, build_scheduler
 
         config = self.config
-        self.device = resolve_device(config.device)
-        self.precision = resolve_precision(config.precision, self.device)
         self.model.to(self.device)
         self.optimizer = build_optimizer(self.model.parameters(), config)
         self.scheduler = build_scheduler(self.optimizer, config)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.precision.scaler else None
-        self.loaders = make_loaders(self.split, self.preprocessing, config, self.device)
+        self.loaders = make_loaders(
+            self.split, self.preprocessing, config, self.device, self.dist.rank, self.dist.world
+        )
+        self.train_model = distributed.wrap(self.model, self.dist, self.device)
         frozen = sum(p.numel() for p in self.model.parameters() if not p.requires_grad)
         self.counts = (frozen, sum(p.numel() for p in self.model.parameters()) - frozen)
         self.reporter.note(
@@ -152,6 +176,7 @@ class Session:
             f"{len(self.split.train)} train / {len(self.split.valid)} valid images; "
             f"{self.counts[0]:,} frozen and {self.counts[1]:,} trainable parameters; "
             f"{self.device.type}, {self.precision.name}"
+            + (f", {self.dist.world} processes" if self.dist.enabled else "")
         )
 
     def _restore(self, state: dict) -> None:
@@ -175,8 +200,6 @@ class Session:
     def fit(self):
         from zoo.training import FinetuneResult
 
-        if self.progress.epoch == 0:
-            self._save_last()  # so Ctrl-C in the first epoch leaves something to resume
         previous = _catch_sigint(self)
         try:
             while self.progress.epoch < self.config.epochs and not self._patience_ran_out():
@@ -185,6 +208,7 @@ class Session:
             raise Interrupted(self.run.path, self.progress.epoch) from None
         finally:
             signal.signal(signal.SIGINT, previous) if previous is not None else None
+            distributed.shutdown(self.dist)
         summary = self._summary()
         self.reporter.done(summary, str(self.run.path))
         return FinetuneResult(self.run.path, summary, self.progress.rows)
@@ -205,7 +229,7 @@ class Session:
         n = self.config.epochs
         with self.reporter.phase("train", epoch, n, len(self.loaders.train.sampler)) as update:
             train = loop.train_epoch(
-                self.model,
+                self.train_model,
                 self.loaders.train,
                 self.optimizer,
                 device=self.device,
@@ -223,6 +247,7 @@ class Session:
                 precision=self.precision,
                 update=update,
             )
+        train, valid = self._reduce(train), self._reduce(valid)
         step_scheduler(self.scheduler, valid.loss)
         row = {
             "epoch": epoch,
@@ -236,17 +261,34 @@ class Session:
         }
         self._finish_epoch(row)
 
+    def _reduce(self, result: loop.PhaseResult) -> loop.PhaseResult:
+        """Sums over every rank, so metrics cover the whole data set (one image, one count)."""
+        if not self.dist.enabled:
+            return result
+        loss_sum, correct, count = distributed.sum_across(
+            self.dist, [result.loss_sum, result.correct, result.count]
+        )
+        return loop.PhaseResult(loss_sum, int(correct), int(count), result.seconds)
+
+    def _write(self, action) -> None:
+        """Run a write on rank 0 only."""
+        if self.dist.is_main:
+            action()
+
     def _finish_epoch(self, row: dict) -> None:
         p = self.progress
         p.epoch, p.seconds = row["epoch"], p.seconds + row["seconds"]
         p.rows.append(row)
-        self.run.write_metrics(p.rows)
-        if row["val_acc"] > p.best_val_acc:
+        improved = row["val_acc"] > p.best_val_acc  # the same on every rank: reduced metrics
+        if improved:
             p.best_val_acc, p.best_epoch = row["val_acc"], row["epoch"]
-            self.run.save_best(_cpu_state(self.model), self._meta())
-        self._save_last()
-        self.run.write_summary(self._summary())
-        self.run.draw_curves(p.rows, self.model.zoo_spec.id)
+        if self.dist.is_main:
+            self.run.write_metrics(p.rows)
+            if improved:
+                self.run.save_best(_cpu_state(self.model), self._meta())
+            self._save_last()
+            self.run.write_summary(self._summary())
+            self.run.draw_curves(p.rows, self.model.zoo_spec.id)
         self.reporter.epoch(row, self.config.epochs)
 
     def _meta(self) -> dict:
@@ -255,9 +297,12 @@ class Session:
             "num_classes": self.num_classes,
             "class_names": self.classes,
             "preprocessing": self.preprocessing.to_dict(),
+            "build_kwargs": self.build_kwargs,
         }
 
     def _save_last(self) -> None:
+        if not self.dist.is_main:
+            return
         p = self.progress
         self.run.save_last(
             {
@@ -326,90 +371,3 @@ def _preprocessing(pre: Preprocessing, image_size: int | None) -> Preprocessing:
 
 def _cpu_state(model) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def seed_everything(seed: int, epoch: int = 0) -> None:
-    """Seed Python, NumPy and torch from (seed, epoch)."""
-    import numpy as np
-    import torch
-
-    value = seed * 100_003 + epoch
-    random.seed(value)
-    np.random.seed(value % 2**32)
-    torch.manual_seed(value)
-
-
-def rng_state() -> dict:
-    import numpy as np
-    import torch
-
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "torch": torch.get_rng_state(),
-        "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],
-    }
-
-
-def restore_rng(state: dict | None) -> None:
-    import numpy as np
-    import torch
-
-    if not state:
-        return
-    random.setstate(_tuples(state["python"]))
-    torch.set_rng_state(state["torch"])
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
-
-
-def _tuples(value):
-    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
-class Loaders:
-    """Train and valid DataLoaders over epoch-seeded samplers (``zoo.sampling``)."""
-
-    def __init__(self, train, valid) -> None:
-        self.train, self.valid = train, valid
-
-    def set_epoch(self, epoch: int) -> None:
-        self.train.sampler.set_epoch(epoch)
-        self.valid.sampler.set_epoch(epoch)
-
-
-def make_loaders(
-    split, pre: Preprocessing, config: TrainConfig, device, rank: int = 0, world: int = 1
-) -> Loaders:
-    from torch.utils.data import DataLoader
-
-    from zoo.data import ImageDataset, build_transform
-    from zoo.sampling import EpochSampler, seeded_dataset
-
-    workers = default_workers() if config.workers is None else config.workers
-    common = {
-        "batch_size": config.batch_size,
-        "num_workers": workers,
-        "pin_memory": device.type == "cuda",
-        "persistent_workers": workers > 0,
-    }
-    train_set = ImageDataset(split.train, build_transform(pre, train=True, augment=config.augment))
-    sampler = EpochSampler(len(train_set), seed=config.seed, rank=rank, world=world)
-    # A last batch of one image breaks BatchNorm in train mode: drop it then, and only then.
-    lone = len(sampler) % config.batch_size == 1 and len(sampler) > 1
-    train = DataLoader(
-        seeded_dataset(train_set, config.seed), sampler=sampler, drop_last=lone, **common
-    )
-    valid_set = ImageDataset(split.valid, build_transform(pre, train=False))
-    valid = DataLoader(
-        seeded_dataset(valid_set, config.seed),
-        sampler=EpochSampler(len(valid_set), shuffle=False, rank=rank, world=world, pad=False),
-        **common,
-    )
-    return Loaders(train, valid)
-
-
-def default_workers() -> int:
-    """DataLoader workers: the usable cores, at most 4 (images are decoded in parallel)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return min(4, cores or 1)

@@ -69,8 +69,12 @@ def _overrides(options: dict) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
-def new_run_dir(config: TrainConfig, arch: str) -> RunDir:
-    return RunDir.create(config.output or default_output(arch))
+def new_run_dir(config: TrainConfig, arch: str, dist) -> RunDir:
+    """Rank 0 makes the run directory; every rank gets its path."""
+    from zoo import distributed
+
+    path = distributed.broadcast(dist, str(config.output or default_output(arch)))
+    return RunDir.create(path) if dist.is_main else RunDir(path)
 
 
 def config_record(

@@ -1,0 +1,199 @@
+"""Weights through the command line: zoo info / list --cached report the caches, and
+zoo transfer moves weights, refusing unsafe or broken files in one line."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+import torchvision
+from click.testing import CliRunner
+from conftest import run_zoo
+from test_weights import (
+    TIMM_REPO,
+    TV_FILE,
+    evil_checkpoint,
+    randomised,
+    save_hf_snapshot,
+    save_hub_file,
+    use_homes,
+)
+
+import zoo
+from zoo.checkpoints import read_checkpoint
+from zoo.cli import cli
+from zoo.runfiles import save_safetensors, save_torch
+
+REPORT_KEYS = {"loaded", "missing", "unexpected", "shape_mismatched", "renamed", "coverage"}
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    """Exit status 1, one ``Error:`` line on stderr with every fragment, no traceback."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # not an exception escaping the CLI
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+# --- zoo info, zoo list --cached ------------------------------------------------------------
+
+
+def test_info_says_not_cached_and_where_the_file_would_be(tmp_path, monkeypatch):
+    use_homes(monkeypatch, tmp_path)
+    data = json.loads(invoke("info", "resnet18", "--json").stdout)
+    assert data["cached"] is False
+    assert data["weights_path"] == str(tmp_path / "torch/hub/checkpoints" / TV_FILE)
+    timm_data = json.loads(invoke("info", "timm:resnet18", "--json").stdout)
+    assert timm_data["cached"] is False
+    hf_repo = tmp_path / "hf/hub/models--timm--resnet18.a1_in1k"
+    assert timm_data["weights_path"].startswith(str(hf_repo / "snapshots"))
+    text = invoke("info", "resnet18").stdout
+    assert f"{tmp_path / 'torch/hub/checkpoints' / TV_FILE}  (not cached)" in text
+
+
+@pytest.fixture
+def cached_placeholders(tmp_path, monkeypatch):
+    """resnet18's torchvision and timm default files, present (contents do not matter here)."""
+    use_homes(monkeypatch, tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no plugin file from the real home
+    tiny = {"x": torch.zeros(1)}
+    return {
+        "torchvision:resnet18": save_hub_file(tmp_path / "torch", TV_FILE, tiny),
+        "timm:resnet18": save_hf_snapshot(tmp_path / "hf", TIMM_REPO, tiny),
+    }
+
+
+def test_info_says_cached_with_the_file(cached_placeholders):
+    for name, path in cached_placeholders.items():
+        data = json.loads(invoke("info", name, "--json").stdout)
+        assert data["cached"] is True and data["weights_path"] == str(path), name
+
+
+def test_list_cached_lists_only_what_is_cached(cached_placeholders):
+    rows = json.loads(invoke("list", "--cached", "--json").stdout)
+    assert [r["id"] for r in rows] == ["torchvision:resnet18", "timm:resnet18"]
+    assert all(r["cached"] for r in rows)
+    uncached = json.loads(invoke("list", "resnet34", "--json").stdout)
+    assert uncached and not any(r["cached"] for r in uncached)
+    assert json.loads(invoke("list", "resnet34", "--cached", "--json").stdout) == []
+    text = invoke("list", "--cached").stdout.splitlines()
+    assert len(text) == 2 and all(line.endswith("cached") for line in text)
+
+
+# --- zoo transfer: unsafe and broken files --------------------------------------------------
+
+
+def test_transfer_refuses_a_checkpoint_that_would_run_code(tmp_path):
+    marker = tmp_path / "marker"
+    evil = evil_checkpoint(tmp_path / "evil.pth", marker)
+    result = run_zoo("transfer", str(evil), "--into", "resnet18", "-o", str(tmp_path / "o.pt"))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert lines[0].startswith(f"Error: {evil} needs arbitrary unpickling")
+    assert not marker.exists() and not (tmp_path / "o.pt").exists()
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "empty"])
+def test_transfer_of_a_broken_file_is_one_clear_line(tmp_path, kind):
+    path = tmp_path / f"{kind}.pth"
+    if kind == "garbage":
+        path.write_bytes(random.Random(1).randbytes(3000))
+    elif kind == "truncated":
+        torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+        path.write_bytes(path.read_bytes()[:100_000])
+    else:
+        path.touch()
+    result = invoke("transfer", path, "--into", "resnet18")
+    assert_one_line_error(result, str(path))
+
+
+# --- zoo transfer: the partial loader as a command ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def resnet34_ddp(tmp_path_factory):
+    """A 1000-class resnet34 saved by a DDP trainer: {"state_dict": {"module.*": ...}}."""
+    state = randomised(torchvision.models.resnet34(weights=None), seed=7)
+    path = tmp_path_factory.mktemp("r34") / "resnet34-imagenet.pth"
+    save_torch({"state_dict": {"module." + k: v for k, v in state.items()}}, path)
+    return path, state
+
+
+def test_transfer_resnet34_into_9_classes_reports_and_writes_a_strict_checkpoint(
+    tmp_path, resnet34_ddp
+):
+    source, state = resnet34_ddp
+    out = tmp_path / "out.pt"
+    args = ("transfer", source, "--into", "resnet34", "--num-classes", 9, "-o", out, "--json")
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report) >= REPORT_KEYS
+    assert report["coverage"] > 0.95
+    assert report["shape_mismatched"] == {
+        "fc.weight": {"source": [1000, 512], "model": [9, 512]},
+        "fc.bias": {"source": [1000], "model": [9]},
+    }
+    assert set(report["loaded"]) == set(state) - {"fc.weight", "fc.bias"}
+    assert report["missing"] == [] and report["unexpected"] == [] and report["renamed"] == {}
+    model = zoo.create("resnet34", num_classes=9, weights=None)
+    model.load_state_dict(torch.load(out, weights_only=True), strict=True)
+    assert torch.equal(model.layer4[2].bn2.running_var, state["layer4.2.bn2.running_var"])
+
+
+@pytest.fixture(scope="module")
+def resnet18_state():
+    return randomised(torchvision.models.resnet18(weights=None), seed=8)
+
+
+def test_transfer_prefix_from_safetensors_into_safetensors(tmp_path, resnet18_state):
+    source = tmp_path / "detector.safetensors"
+    save_safetensors({"backbone." + k: v for k, v in resnet18_state.items()}, source)
+    out = tmp_path / "r18.safetensors"
+    result = invoke("transfer", source, "--into", "resnet18", "--prefix", "backbone.", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("loaded 122/122 tensors, coverage 100.0 %")
+    assert f"wrote {out}" in result.stdout
+    saved = read_checkpoint(out)  # a real safetensors file, read by the safetensors reader
+    model = zoo.create("resnet18", weights=None)
+    model.load_state_dict(saved, strict=True)
+    assert torch.equal(model.conv1.weight, resnet18_state["conv1.weight"])
+
+
+def test_transfer_map_rewrites_keys(tmp_path, resnet18_state):
+    source = tmp_path / "old-layout.pth"
+    torch.save({k.replace("layer", "stage"): v for k, v in resnet18_state.items()}, source)
+    result = invoke(
+        "transfer", source, "--into", "resnet18", "--map", r"^stage(\d)\.=layer\1.", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["coverage"] == 1.0 and report["unexpected"] == []
+    assert report["renamed"]["stage4.1.conv2.weight"] == "layer4.1.conv2.weight"
+
+
+def test_transfer_strict_fails_in_one_line_and_writes_nothing(tmp_path, resnet34_ddp):
+    source, _ = resnet34_ddp
+    out = tmp_path / "out.pt"
+    result = invoke("transfer", source, "--into", "resnet34", "--num-classes", 9, "--strict")
+    assert_one_line_error(result, "strict transfer failed", "fc.weight")
+    result = invoke("transfer", source, "--into", "resnet34", "--strict", "-o", out)
+    assert result.exit_code == 0 and out.exists()  # 1000 classes: everything fits
+
+
+def test_transfer_min_coverage_fails_in_one_line_and_writes_nothing(tmp_path, resnet18_state):
+    source = tmp_path / "stem.pth"
+    torch.save({k: v for k, v in resnet18_state.items() if k.startswith("conv1.")}, source)
+    out = tmp_path / "out.pt"
+    args = ("transfer", source, "--into", "resnet18", "--min-coverage", 0.5, "-o", out)
+    assert_one_line_error(invoke(*args), "below min_coverage 50.0 %")
+    assert not out.exists()

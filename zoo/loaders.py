@@ -1,0 +1,58 @@
+"""The train and valid DataLoaders of a run, over epoch-seeded samplers."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zoo.options import TrainConfig
+    from zoo.preprocessing import Preprocessing
+
+
+class Loaders:
+    """Train and valid DataLoaders over epoch-seeded samplers (``zoo.sampling``)."""
+
+    def __init__(self, train, valid) -> None:
+        self.train, self.valid = train, valid
+
+    def set_epoch(self, epoch: int) -> None:
+        self.train.sampler.set_epoch(epoch)
+        self.valid.sampler.set_epoch(epoch)
+
+
+def make_loaders(
+    split, pre: Preprocessing, config: TrainConfig, device, rank: int = 0, world: int = 1
+) -> Loaders:
+    from torch.utils.data import DataLoader
+
+    from zoo.data import ImageDataset, build_transform
+    from zoo.sampling import EpochSampler, seeded_dataset
+
+    workers = default_workers() if config.workers is None else config.workers
+    common = {
+        "batch_size": config.batch_size,
+        "num_workers": workers,
+        "pin_memory": device.type == "cuda",
+        "persistent_workers": workers > 0,
+    }
+    train_set = ImageDataset(split.train, build_transform(pre, train=True, augment=config.augment))
+    sampler = EpochSampler(len(train_set), seed=config.seed, rank=rank, world=world)
+    # A last batch of one image breaks BatchNorm in train mode: drop it then, and only then.
+    lone = len(sampler) % config.batch_size == 1 and len(sampler) > 1
+    train = DataLoader(
+        seeded_dataset(train_set, config.seed), sampler=sampler, drop_last=lone, **common
+    )
+    valid_set = ImageDataset(split.valid, build_transform(pre, train=False))
+    valid = DataLoader(
+        seeded_dataset(valid_set, config.seed),
+        sampler=EpochSampler(len(valid_set), shuffle=False, rank=rank, world=world, pad=False),
+        **common,
+    )
+    return Loaders(train, valid)
+
+
+def default_workers() -> int:
+    """DataLoader workers: the usable cores, at most 4 (images are decoded in parallel)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(4, cores or 1)
