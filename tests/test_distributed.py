@@ -1,0 +1,101 @@
+"""zoo finetune under torchrun: two CPU processes with gloo, DistributedDataParallel."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from images import make_image_folder
+
+from zoo.evaluation import evaluate
+from zoo.sampling import EpochSampler
+
+
+def test_ranks_see_disjoint_training_shards_that_change_across_epochs():
+    shards = {}
+    for epoch in (1, 2):
+        for rank in (0, 1):
+            sampler = EpochSampler(11, seed=3, rank=rank, world=2)
+            sampler.set_epoch(epoch)
+            shards[epoch, rank] = [i for _, i in sampler]
+        first, second = shards[epoch, 0], shards[epoch, 1]
+        assert len(first) == len(second) == 6  # padded to equal length, as DDP needs
+        assert set(first) | set(second) == set(range(11))
+        assert len(set(first) & set(second)) <= 1  # only the one padding repeat
+    assert shards[1, 0] != shards[2, 0]
+
+
+def test_validation_shards_cover_every_image_exactly_once():
+    seen = []
+    for rank in range(3):
+        seen += [i for _, i in EpochSampler(10, shuffle=False, rank=rank, world=3, pad=False)]
+    assert sorted(seen) == list(range(10))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_image_folder(
+        tmp_path_factory.mktemp("data"), ["a", "b", "c"], per_class=(10, 7), layout="train-valid"
+    )
+
+
+def test_torchrun_two_processes_trains_and_agrees_with_evaluate(
+    data, plugin_site, with_site, tmp_path
+):
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(plugin_site), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "29533",
+            "-m",
+            "zoo",
+            "finetune",
+            "tinyplug:plainnet",
+            "--data",
+            str(data),
+            "--weights",
+            "none",
+            "--epochs",
+            "3",
+            "--image-size",
+            "32",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--lr",
+            "0.05",
+            "-o",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 processes" in done.stdout
+    assert done.stdout.count("best valid accuracy") == 1, "only rank 0 reports"
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "best.pt",
+        "config.json",
+        "curves.png",
+        "last.pt",
+        "metrics.jsonl",
+        "summary.json",
+    ]
+    summary = json.loads((run / "summary.json").read_text())
+    report = evaluate(run, data / "valid", workers=0)
+    assert report["images"] == 21
+    assert report["accuracy"] == pytest.approx(summary["best_val_acc"], abs=1e-9)
