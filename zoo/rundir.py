@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from zoo.errors import RunError
-from zoo.runfiles import save_torch, write_json
+from zoo.runfiles import remove_stale_temporaries, save_torch, write_json
 
 RUN_FILES = ("config.json", "metrics.jsonl", "best.pt", "last.pt", "summary.json", "curves.png")
 
@@ -57,13 +57,14 @@ class RunDir:
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
-        """An existing run, for resuming."""
+        """An existing run, for resuming; temporary files of a killed writer are removed."""
         path = Path(path)
         if not is_run(path):
             raise RunError(
                 f"{path} is not a zoo run (no config.json); pass the folder "
                 "that `zoo finetune` created"
             )
+        remove_stale_temporaries(path)
         return cls(path)
 
     def file(self, name: str) -> Path:

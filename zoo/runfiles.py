@@ -35,6 +35,32 @@ def _atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         _fsync(path.parent)
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files left in ``folder`` by writers that were killed; return them.
+
+    Only files whose writing process is gone are removed, so a live writer is never disturbed.
+    """
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        parts = tmp.name.split(".")
+        # ".<name>.<pid>.<token>.tmp": the pid is third from the end.
+        if len(parts) < 5 or not parts[-3].isdigit() or _alive(int(parts[-3])):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
