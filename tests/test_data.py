@@ -1,4 +1,4 @@
-"""zoo.data and zoo.datasets on real image files written into tmp_path."""
+"""zoo.data, zoo.images and zoo.datasets on real image files written into tmp_path."""
 
 from __future__ import annotations
 
@@ -24,13 +24,12 @@ from zoo.data import (
     ImageDataset,
     build_transform,
     drop_unreadable,
-    find_unreadable,
-    load_rgb,
     scan_eval_folder,
     scan_image_folder,
 )
 from zoo.datasets import CLASSES, COUNTS, NAME, embedded_dataset
 from zoo.errors import DataError
+from zoo.images import find_unreadable, load_rgb
 from zoo.preprocessing import Preprocessing
 
 PETS = ["cat", "dog", "fox"]
@@ -378,7 +377,10 @@ def test_image_dataset_names_a_file_that_went_bad(tmp_path):
 
 
 def test_importing_zoo_data_stays_cheap():
-    code = "import sys, zoo.data, zoo.datasets; print(sorted({'torch', 'PIL'} & set(sys.modules)))"
+    code = (
+        "import sys, zoo.data, zoo.images, zoo.datasets; "
+        "print(sorted({'torch', 'PIL'} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-NAME = "shapes-v1"
+NAME = "shapes-v2"
 CLASSES = ("circle", "cross", "square", "star", "triangle")
 IMAGE_SIZE = 64
-COUNTS = {"train": 120, "valid": 20}  # images per class
+COUNTS = {"train": 120, "valid": 30}  # images per class
 SEED = 20261122
 SUPERSAMPLE = 4  # shapes are drawn this much larger, then downsampled, for smooth edges
 
@@ -34,11 +34,6 @@ Delete this folder at will; zoo draws it again, identically.
 """
 
 
-def zoo_home() -> Path:
-    """zoo's own files: ``$ZOO_HOME``, by default ``~/.cache/zoo``."""
-    return Path(os.environ.get("ZOO_HOME") or "~/.cache/zoo").expanduser()
-
-
 def embedded_dataset(root: str | os.PathLike | None = None) -> Path:
     """The embedded dataset's folder (a train/valid layout), drawn on first use.
 
@@ -49,8 +44,10 @@ def embedded_dataset(root: str | os.PathLike | None = None) -> Path:
     Example:
         >>> path = embedded_dataset()
         >>> path.name, sorted(p.name for p in (path / "train").iterdir())
-        ('shapes-v1', ['circle', 'cross', 'square', 'star', 'triangle'])
+        ('shapes-v2', ['circle', 'cross', 'square', 'star', 'triangle'])
     """
+    from zoo.index import zoo_home
+
     parent = Path(root).expanduser() if root is not None else zoo_home() / "datasets"
     target = parent / NAME
     if target.is_dir():
@@ -92,7 +89,7 @@ def draw_shape(name: str, seed: tuple[int, ...] | int = 0, size: int = IMAGE_SIZ
     background = _background(rng, size)
     ink = _brighter_colour(rng, background.reshape(-1, 3).mean(axis=0))
     big = size * SUPERSAMPLE
-    radius = rng.uniform(0.26, 0.42) * big
+    radius = rng.uniform(0.3, 0.44) * big
     centre = rng.uniform(radius * 0.85, big - radius * 0.85, size=2)
     mask = Image.new("L", (big, big), 0)
     draw = ImageDraw.Draw(mask)
@@ -171,3 +168,7 @@ def _outline(
         (cx + r * radius * math.cos(a + turn), cy - r * radius * math.sin(a + turn))
         for r, a in points
     ]
+
+
+if __name__ == "__main__":  # `python -m zoo.datasets` prints the folder (the Makefile's demo)
+    print(embedded_dataset())

@@ -73,8 +73,9 @@ def evaluate(
     from torch.utils.data import DataLoader
 
     from zoo import loop
-    from zoo.data import ImageDataset, build_transform, find_unreadable, scan_eval_folder
+    from zoo.data import ImageDataset, build_transform, scan_eval_folder
     from zoo.devices import resolve_precision
+    from zoo.images import find_unreadable
     from zoo.loaders import default_workers
     from zoo.plots import plot_confusion
 
@@ -130,7 +131,8 @@ def predict(
     """
     import torch
 
-    from zoo.data import build_transform, find_unreadable, load_rgb
+    from zoo.data import build_transform
+    from zoo.images import find_unreadable, load_rgb
 
     unreadable = find_unreadable(images)
     if unreadable:

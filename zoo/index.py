@@ -20,7 +20,7 @@ FORMAT = 1  # bump when the row layout changes
 
 def zoo_home() -> Path:
     """Where zoo keeps its own files: ``$ZOO_HOME``, default ``~/.cache/zoo``."""
-    return Path(os.environ.get("ZOO_HOME") or Path.home() / ".cache" / "zoo")
+    return Path(os.environ.get("ZOO_HOME") or Path.home() / ".cache" / "zoo").expanduser()
 
 
 def index_path() -> Path:
