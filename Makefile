@@ -31,6 +31,9 @@ demo: install
 test: install
 	HF_HUB_OFFLINE=1 ZOO_OFFLINE=1 $(BIN)/python -m pytest -q
 
+bench: install
+	$(BIN)/python benchmarks/bench.py
+
 lint: install
 	$(BIN)/ruff check zoo tests plugins benchmarks
 	$(BIN)/ruff format --check zoo tests plugins benchmarks

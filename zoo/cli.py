@@ -279,7 +279,7 @@ def transfer(
     default=None,
     show_default="auto",
 )
-@click.option("--workers", type=int, help="DataLoader workers [usable cores, at most 4].")
+@click.option("--workers", type=int, help="DataLoader workers [usable cores - 1, at most 4].")
 @click.option(
     "-o",
     "--output",
@@ -301,6 +301,13 @@ def transfer(
     help="Random resized crop and flip while training.",
 )
 @click.option(
+    "--cache-features/--no-cache-features",
+    default=None,
+    show_default="when possible",
+    help="Run the frozen part once per image and train on its stored outputs "
+    "(needs --freeze-until and --no-augment).",
+)
+@click.option(
     "--resume",
     type=click.Path(file_okay=False),
     help="Continue this run; options come from its config.json.",
@@ -311,6 +318,7 @@ def finetune(name, resume, **options):
     \b
     zoo finetune resnet34 --data ./pets --freeze-until layer3
     zoo finetune timm:convnext_tiny --data ./pets --epochs 10 --optimizer adamw --lr 3e-4
+    zoo finetune resnet34 --data ./pets --freeze-until layer3 --no-augment  # caches features
     zoo finetune --resume runs/resnet34-20261122-101500 --epochs 40
 
     The run directory holds config.json, metrics.jsonl, best.pt, last.pt, summary.json and

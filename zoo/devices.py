@@ -91,3 +91,17 @@ def _auto_precision(device: torch.device) -> str:
     if device.type == "cpu" and cpu_has_native_bf16():
         return "bf16"
     return "fp32"
+
+
+def memory_format(model, device: torch.device):
+    """``torch.channels_last`` for convolutional models on CUDA (cuDNN's NHWC kernels, with
+    tensor cores under autocast), else None. On the CPU it measured no faster (resnet34
+    training, 112 px: 31.3 img/s NCHW, 29.7 channels_last), so the layout is left alone."""
+    import torch
+    from torch import nn
+
+    if device.type != "cuda":
+        return None
+    if not any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        return None
+    return torch.channels_last

@@ -24,6 +24,7 @@ class Loaders:
 def make_loaders(
     split, pre: Preprocessing, config: TrainConfig, device, rank: int = 0, world: int = 1
 ) -> Loaders:
+    import torch
     from torch.utils.data import DataLoader
 
     from zoo.data import ImageDataset, build_transform
@@ -35,6 +36,9 @@ def make_loaders(
         "num_workers": workers,
         "pin_memory": device.type == "cuda",
         "persistent_workers": workers > 0,
+        # Workers' base seed from here, not from the global generator: starting an epoch
+        # then draws nothing from it, with or without a loader (cached features).
+        "generator": torch.Generator().manual_seed(config.seed),
     }
     train_set = ImageDataset(split.train, build_transform(pre, train=True, augment=config.augment))
     sampler = EpochSampler(len(train_set), seed=config.seed, rank=rank, world=world)
@@ -53,6 +57,6 @@ def make_loaders(
 
 
 def default_workers() -> int:
-    """DataLoader workers: the usable cores, at most 4 (images are decoded in parallel)."""
+    """DataLoader workers: one core is left to the training step, at most 4 decode images."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return min(4, cores or 1)
+    return max(0, min(4, (cores or 1) - 1))

@@ -53,6 +53,21 @@ def autocast(device: torch.device, precision: Precision):
     return torch.autocast(device.type, dtype=precision.dtype)
 
 
+def to_device(inputs, device, memory_format=None):
+    """A batch of images, or a tuple of cached feature tensors, on ``device``."""
+    if isinstance(inputs, (tuple, list)):
+        return tuple(to_device(x, device, memory_format) for x in inputs)
+    inputs = inputs.to(device, non_blocking=True)
+    if memory_format is not None and inputs.dim() == 4:
+        inputs = inputs.contiguous(memory_format=memory_format)
+    return inputs
+
+
+def forward(model, inputs):
+    """``model(images)``, or ``suffix(*features)`` for a tuple of cached features."""
+    return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
+
+
 def criterion(outputs, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, main logits): cross-entropy, plus the weighted auxiliary losses of
     inception/googlenet in train mode."""
@@ -77,21 +92,23 @@ def train_epoch(
     precision,
     scaler=None,
     epoch: int,
+    memory_format=None,
     update=lambda images, loss: None,
     stop=lambda: False,
 ) -> PhaseResult:
-    """Train ``model`` over ``loader`` once; raises NonFiniteLoss, or StopRequested after the
-    step in flight when ``stop()`` turns true."""
+    """Train ``model`` over ``loader``'s (inputs, targets) once; raises NonFiniteLoss, or
+    StopRequested after the step in flight when ``stop()`` turns true. Inputs are images, or
+    tuples of cached features for a suffix model (``zoo.caching``)."""
     import time
 
     model.train()
     result = PhaseResult()
     start = time.perf_counter()
     for step, (images, targets) in enumerate(loader, start=1):
-        images = images.to(device, non_blocking=True)
+        images = to_device(images, device, memory_format)
         targets = targets.to(device, non_blocking=True)
         with autocast(device, precision):
-            loss, logits = criterion(model(images), targets)
+            loss, logits = criterion(forward(model, images), targets)
         value = loss.item()
         if not math.isfinite(value):
             raise NonFiniteLoss(
@@ -123,6 +140,7 @@ def evaluate(
     precision,
     num_classes: int | None = None,
     update=lambda images, loss: None,
+    memory_format=None,
 ) -> PhaseResult:
     """Loss, accuracy and (with ``num_classes``) the confusion matrix of ``model`` on
     ``loader``, in eval mode without autograd."""
@@ -137,10 +155,10 @@ def evaluate(
     start = time.perf_counter()
     with torch.inference_mode():
         for images, targets in loader:
-            images = images.to(device, non_blocking=True)
+            images = to_device(images, device, memory_format)
             targets = targets.to(device, non_blocking=True)
             with autocast(device, precision):
-                logits = model(images)
+                logits = forward(model, images)
             loss = F.cross_entropy(logits.float(), targets, reduction="sum").item()
             _accumulate(result, loss / len(targets), logits, targets)
             if num_classes:

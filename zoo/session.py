@@ -158,15 +158,28 @@ class Session:
         """Device, precision, loaders, optimizer and scheduler."""
         import torch
 
+        from zoo.caching import plan_cache
+        from zoo.devices import memory_format
         from zoo.optim import build_optimizer, build_scheduler
 
         config = self.config
-        self.model.to(self.device)
+        self.memory_format = memory_format(self.model, self.device)
+        self.model.to(self.device, memory_format=self.memory_format or torch.preserve_format)
         self.optimizer = build_optimizer(self.model.parameters(), config)
         self.scheduler = build_scheduler(self.optimizer, config)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.precision.scaler else None
         self.loaders = make_loaders(
             self.split, self.preprocessing, config, self.device, self.dist.rank, self.dist.world
+        )
+        self.cache, why = plan_cache(
+            config,
+            self.model,
+            self.split.train + self.split.valid,
+            self.preprocessing,
+            self.precision,
+            self.device,
+            distributed=self.dist.enabled,
+            n_train=len(self.split.train),
         )
         self.train_model = distributed.wrap(self.model, self.dist, self.device)
         frozen = sum(p.numel() for p in self.model.parameters() if not p.requires_grad)
@@ -176,8 +189,10 @@ class Session:
             f"{len(self.split.train)} train / {len(self.split.valid)} valid images; "
             f"{self.counts[0]:,} frozen and {self.counts[1]:,} trainable parameters; "
             f"{self.device.type}, {self.precision.name}"
+            + (", channels_last" if self.memory_format else "")
             + (f", {self.dist.world} processes" if self.dist.enabled else "")
         )
+        self.reporter.note(why)
 
     def _restore(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
@@ -226,11 +241,22 @@ class Session:
         seed_everything(self.config.seed, epoch)  # dropout and anything else in the model
         self.loaders.set_epoch(epoch)
         lr = self.optimizer.param_groups[0]["lr"]
-        n = self.config.epochs
+        n, cache = self.config.epochs, self.cache
+        train_model, train_batches = self.train_model, self.loaders.train
+        valid_model, valid_batches = self.model, self.loaders.valid
+        if cache is not None:  # the suffix on the frozen part's outputs, stored once
+            train_model, train_batches = (
+                cache.split.suffix_train,
+                cache.batches(train_batches, part="train"),
+            )
+            valid_model, valid_batches = (
+                cache.split.suffix_eval,
+                cache.batches(valid_batches, part="valid"),
+            )
         with self.reporter.phase("train", epoch, n, len(self.loaders.train.sampler)) as update:
             train = loop.train_epoch(
-                self.train_model,
-                self.loaders.train,
+                train_model,
+                train_batches,
                 self.optimizer,
                 device=self.device,
                 precision=self.precision,
@@ -238,14 +264,16 @@ class Session:
                 epoch=epoch,
                 update=update,
                 stop=lambda: self._stop,
+                memory_format=self.memory_format,
             )
         with self.reporter.phase("valid", epoch, n, len(self.loaders.valid.sampler)) as update:
             valid = loop.evaluate(
-                self.model,
-                self.loaders.valid,
+                valid_model,
+                valid_batches,
                 device=self.device,
                 precision=self.precision,
                 update=update,
+                memory_format=self.memory_format,
             )
         train, valid = self._reduce(train), self._reduce(valid)
         step_scheduler(self.scheduler, valid.loss)

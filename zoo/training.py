@@ -16,7 +16,7 @@ from zoo.options import TrainConfig
 from zoo.progress import Reporter
 from zoo.rundir import RunDir, default_output, versions
 
-RESUME_OVERRIDES = ("epochs", "device", "workers", "patience", "precision")
+RESUME_OVERRIDES = ("epochs", "device", "workers", "patience", "precision", "cache_features")
 
 
 @dataclass

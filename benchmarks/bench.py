@@ -1,0 +1,201 @@
+"""`make bench`: zoo finetune against the seeds' hand-written loop, same data, model and batch.
+
+For each scenario both run one after the other, each in a child process of this one, on a
+generated image folder: (a) resnet34 frozen through layer3, (b) full fine-tuning. Printed:
+steady-state epoch time (mean of epochs 2..N, train + valid phases), the first epoch's time,
+the ratio seed loop / zoo, best validation accuracy, and peak memory of each process.
+
+    .venv/bin/python benchmarks/bench.py
+    .venv/bin/python benchmarks/bench.py --epochs 4 --per-class 80 --json bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CLASSES = ("circle", "cross", "square", "star", "triangle")
+HUES = ((230, 60, 60), (60, 200, 60), (60, 90, 230), (230, 200, 40), (170, 60, 220))
+# Run a module, then print this process's peak RSS (MB) as the last line on stderr.
+PEAK = (
+    "import atexit, resource, runpy, sys; "
+    "atexit.register(lambda: print('peak_rss_mb=%.0f' % (resource.getrusage("
+    "resource.RUSAGE_SELF).ru_maxrss / 1024), file=sys.stderr)); "
+    "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__') "
+    "if sys.argv[0].endswith('.py') else runpy.run_module(sys.argv[0], run_name='__main__', "
+    "alter_sys=True)"
+)
+
+
+def make_data(root: Path, per_class: int, size: int) -> Path:
+    """A train/valid folder of the embedded dataset's shapes as JPEG files, each class tinted
+    with its own hue: no pretrained weights exist offline, and a randomly initialised network
+    learns this within a few epochs, so both loops' accuracies mean something."""
+    from PIL import Image
+
+    from zoo.datasets import draw_shape
+
+    for part, count, offset in (("train", per_class, 0), ("valid", per_class // 2, 50_000)):
+        for k, c in enumerate(CLASSES):
+            (root / part / c).mkdir(parents=True, exist_ok=True)
+            tint = Image.new("RGB", (size, size), HUES[k])
+            for i in range(count):
+                shape = draw_shape(c, seed=(offset + i,), size=size)
+                Image.blend(shape, tint, 0.35).save(root / part / c / f"{i}.jpg")
+    return root
+
+
+def child(args: list[str]) -> tuple[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ZOO_OFFLINE": "1", "HF_HUB_OFFLINE": "1"},
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:3])} failed:\n{done.stderr[-3000:]}")
+    peak = float(done.stderr.strip().splitlines()[-1].split("=")[1])
+    return done.stdout, peak
+
+
+def seed_loop(data: Path, o: argparse.Namespace, freeze: str | None) -> dict:
+    args = [
+        str(HERE / "seed_loop.py"),
+        "--data",
+        str(data),
+        "--arch",
+        "resnet34",
+        "--json",
+        "--epochs",
+        str(o.epochs),
+        "--batch-size",
+        str(o.batch_size),
+        "--image-size",
+        str(o.image_size),
+        "--workers",
+        str(o.workers),
+        "--lr",
+        str(o.lr),
+    ]
+    out, peak = child(args + (["--freeze-until", freeze] if freeze else []))
+    result = json.loads(out)
+    return summarise(result["epochs"], result["best_val_acc"], peak)
+
+
+def zoo_run(
+    data: Path, o: argparse.Namespace, freeze: str | None, run: Path, cache: bool = True
+) -> dict:
+    args = [
+        "zoo",
+        "finetune",
+        "resnet34",
+        "--data",
+        str(data),
+        "--weights",
+        "none",
+        "--no-augment",
+        "--epochs",
+        str(o.epochs),
+        "--batch-size",
+        str(o.batch_size),
+        "--image-size",
+        str(o.image_size),
+        "--lr",
+        str(o.lr),
+        "-o",
+        str(run),
+    ]
+    args += ["--freeze-until", freeze] if freeze else []
+    args += [] if cache else ["--no-cache-features"]
+    _, peak = child(args + o.zoo_args)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    best = json.loads((run / "summary.json").read_text())["best_val_acc"]
+    return summarise(rows, best, peak)
+
+
+def summarise(rows: list[dict], best: float, peak: float) -> dict:
+    later = [r["seconds"] for r in rows[1:]] or [rows[0]["seconds"]]
+    return {
+        "first_epoch_s": rows[0]["seconds"],
+        "steady_epoch_s": sum(later) / len(later),
+        "best_val_acc": best,
+        "peak_rss_mb": peak,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--per-class", type=int, default=64, help="training images per class")
+    parser.add_argument("--image-size", type=int, default=112)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=0, help="seed loop's DataLoader workers")
+    parser.add_argument("--scenarios", default="frozen,full")
+    parser.add_argument("--zoo-args", default="", help="extra zoo finetune options")
+    parser.add_argument("--json", help="also write the results here")
+    o = parser.parse_args(argv)
+    o.zoo_args = o.zoo_args.split()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
+        data = make_data(Path(tmp) / "data", o.per_class, int(o.image_size * 8 / 7))
+        for name in o.scenarios.split(","):
+            freeze = "layer3" if name == "frozen" else None
+            seed = seed_loop(data, o, freeze)
+            ours = zoo_run(data, o, freeze, Path(tmp) / f"run-{name}")
+            results[name] = {
+                "seed_loop": seed,
+                "zoo": ours,
+                "speedup": seed["steady_epoch_s"] / ours["steady_epoch_s"],
+            }
+            if freeze:  # what the caching epoch costs over an epoch that does not cache
+                plain = zoo_run(data, o, freeze, Path(tmp) / f"run-{name}-plain", cache=False)
+                results[name]["zoo_uncached"] = plain
+                results[name]["caching_epoch_ratio"] = (
+                    ours["first_epoch_s"] / plain["first_epoch_s"]
+                )
+            print_row(name, results[name])
+    if getattr(print_row, "footer", None):
+        print(print_row.footer)
+    if o.json:
+        Path(o.json).write_text(json.dumps(results, indent=2))
+
+
+def print_row(name: str, r: dict) -> None:
+    s, z = r["seed_loop"], r["zoo"]
+    if not getattr(print_row, "header", False):
+        print(
+            "| scenario | seed loop epoch (first) | zoo epoch (first) | speed-up | val acc "
+            "seed / zoo | peak MB seed / zoo |"
+        )
+        print("|---|---|---|---|---|---|")
+        print_row.header = True
+    print(
+        f"| {name} | {s['steady_epoch_s']:.1f}s ({s['first_epoch_s']:.1f}s) | "
+        f"{z['steady_epoch_s']:.1f}s ({z['first_epoch_s']:.1f}s) | {r['speedup']:.2f}x | "
+        f"{s['best_val_acc']:.1%} / {z['best_val_acc']:.1%} | "
+        f"{s['peak_rss_mb']:.0f} / {z['peak_rss_mb']:.0f} |",
+        flush=True,
+    )
+    if "zoo_uncached" in r:
+        u = r["zoo_uncached"]
+        print(
+            f"| {name}, zoo --no-cache-features | | {u['steady_epoch_s']:.1f}s "
+            f"({u['first_epoch_s']:.1f}s) | {s['steady_epoch_s'] / u['steady_epoch_s']:.2f}x | "
+            f"{u['best_val_acc']:.1%} | {u['peak_rss_mb']:.0f} |",
+            flush=True,
+        )
+        print_row.footer = (
+            f"\nCaching epoch / uncached epoch (first epochs, {name}): "
+            f"{r['caching_epoch_ratio']:.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

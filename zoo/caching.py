@@ -1,0 +1,156 @@
+"""Training on cached features: the frozen prefix runs once per image, the suffix every epoch.
+
+When a run freezes part of its backbone and feeds it the same pixels every epoch (no random
+augmentation), the frozen part's outputs never change. ``plan_cache`` decides whether to
+cache them and says why not when it does not; ``FeatureCache`` serves each phase's batches:
+computed from the images (and stored) the first time, read from the store afterwards.
+
+    >>> cache, why = plan_cache(config, model, samples, pre, precision, device, distributed=False)
+    >>> for features, targets in cache.batches(loaders.train, part="train"):
+    ...     loss = F.cross_entropy(cache.split.suffix(train=True)(*features), targets)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import torch
+
+    from zoo.devices import Precision
+    from zoo.features import FeatureStore
+    from zoo.options import TrainConfig
+    from zoo.preprocessing import Preprocessing
+    from zoo.split import Split
+
+CAP_ENV = "ZOO_FEATURE_CACHE_MB"  # RAM the cache may take before it goes to half precision
+
+
+@dataclass
+class FeatureCache:
+    """A model's frozen prefix and the store of its outputs, rows train then valid."""
+
+    split: Split
+    store: FeatureStore
+    labels: torch.Tensor  # each row's class
+    n_train: int
+    device: torch.device
+    precision: Precision
+    reused: bool = False  # a complete store from an earlier run with the same key
+
+    def batches(self, loader, *, part: str) -> Iterator[tuple[tuple[torch.Tensor, ...], object]]:
+        """(features, targets) in ``loader``'s order; images are only decoded for rows not
+        yet stored."""
+        import torch
+
+        from zoo.loop import autocast, to_device
+
+        offset = 0 if part == "train" else self.n_train
+        indices = loader.sampler.indices()
+        size = loader.batch_size
+        if loader.drop_last:
+            indices = indices[: len(indices) // size * size]
+        rows = [torch.tensor(indices[i : i + size]) + offset for i in range(0, len(indices), size)]
+        if all(self.store.has(r) for r in rows):
+            for r in rows:
+                yield tuple(self.store.get(r)), self.labels[r]
+            return
+        for r, (images, targets) in zip(rows, loader, strict=True):
+            with autocast(self.device, self.precision):
+                features = self.split.features(to_device(images, self.device))
+            if not self.store.has(r):
+                self.store.put(r, features)
+            yield features, targets
+
+
+def plan_cache(
+    config: TrainConfig,
+    model,
+    samples: list[tuple[str, int]],
+    pre: Preprocessing,
+    precision: Precision,
+    device: torch.device,
+    *,
+    distributed: bool,
+    n_train: int,
+) -> tuple[FeatureCache | None, str]:
+    """A FeatureCache for this run, or None; and the line that tells the user which and why.
+
+    ``samples`` are the train then the valid (path, label) pairs: the store's rows.
+    """
+    why_not = _reason_not_to_cache(config, distributed)
+    if why_not:
+        return None, f"not caching features: {why_not}"
+    import torch
+
+    from zoo.features import FeatureStore, cache_folder, cache_key, file_signature
+    from zoo.split import NotSplittable, split_frozen_prefix
+
+    _, height, width = pre.input_size
+    example = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(0))
+    try:
+        split = split_frozen_prefix(model, example=example.to(device))
+    except NotSplittable as e:
+        return None, f"not caching features: {e}"
+    key = cache_key(
+        model=model.zoo_spec.id,
+        weights=prefix_identity(split),
+        freeze_until=config.freeze_until,
+        preprocessing=pre.to_dict(),
+        files=file_signature([path for path, _ in samples]),
+        precision=precision.name,
+        boundary=split.boundary,
+        code=split.prefix.code,
+    )
+    folder = cache_folder(key)
+    shapes = split.boundary_shapes
+    store = FeatureStore.open(folder, count=len(samples), shapes=shapes)
+    labels = torch.tensor([label for _, label in samples])
+    if store is not None:
+        cache = FeatureCache(split, store, labels, n_train, device, precision, reused=True)
+        return cache, f"caching features: reusing the frozen part's outputs in {folder}"
+    store = FeatureStore.create(len(samples), shapes, cap_bytes=cap_bytes(), folder=folder)
+    where = f"in {folder}" if store.kind == "disk-fp16" else "in memory"
+    return FeatureCache(split, store, labels, n_train, device, precision), (
+        f"caching features: the frozen part runs once per image, {store.nbytes / 1e6:,.1f} MB "
+        f"{where} ({store.kind})"
+    )
+
+
+def _reason_not_to_cache(config: TrainConfig, distributed: bool) -> str | None:
+    if config.cache_features is False:
+        return "--no-cache-features"
+    if not config.freeze_until:
+        return "nothing is frozen (see --freeze-until)"
+    if config.augment:
+        return "random augmentation changes every epoch's input; pass --no-augment to cache"
+    if distributed:
+        return "not under torchrun (each process would cache its own share)"
+    return None
+
+
+def prefix_identity(split: Split) -> str:
+    """sha256 of the frozen prefix's parameters and buffers: what its outputs depend on."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(split.prefix.state_dict().items()):
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return f"sha256:{digest.hexdigest()}"
+
+
+def cap_bytes() -> int:
+    """$ZOO_FEATURE_CACHE_MB, else a quarter of the machine's memory, at most 4 GB."""
+    if os.environ.get(CAP_ENV):
+        return int(float(os.environ[CAP_ENV]) * 1e6)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 << 30
+    return min(total // 4, 4 << 30)
