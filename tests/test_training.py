@@ -134,8 +134,17 @@ def test_matches_the_seed_loop(colours, tmp_path):
     from seed_loop import run as seed_run
 
     common = {"epochs": 4, "batch_size": 8, "lr": 0.001, "seed": 0}
-    ours = zoo.finetune("resnet18", str(colours), output=str(tmp_path / "run"), weights="none",
-                        image_size=32, workers=0, precision="fp32", augment=False, **common)
+    ours = zoo.finetune(
+        "resnet18",
+        str(colours),
+        output=str(tmp_path / "run"),
+        weights="none",
+        image_size=32,
+        workers=0,
+        precision="fp32",
+        augment=False,
+        **common,
+    )
     theirs = seed_run(str(colours), arch="resnet18", image_size=32, **common)
     print("zoo", ours.summary["best_val_acc"], "seed loop", theirs["best_val_acc"])
     assert theirs["best_val_acc"] >= 0.9, "the comparison needs a run that learns"
