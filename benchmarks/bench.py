@@ -1,7 +1,8 @@
 """`make bench`: zoo finetune against the seeds' hand-written loop, same data, model and batch.
 
 For each scenario both run one after the other, each in a child process of this one, on a
-generated image folder: (a) resnet34 frozen through layer3, (b) full fine-tuning. Printed:
+generated image folder, from the same stand-in pretrained weights (``make_weights``):
+(a) resnet34 frozen through layer3, (b) full fine-tuning. Printed:
 steady-state epoch time (mean of epochs 2..N, train + valid phases), the first epoch's time,
 the ratio seed loop / zoo, best validation accuracy, and peak memory of each process.
 
@@ -47,8 +48,38 @@ def make_data(root: Path, per_class: int, size: int) -> Path:
             tint = Image.new("RGB", (size, size), HUES[k])
             for i in range(count):
                 shape = draw_shape(c, seed=(offset + i,), size=size)
-                Image.blend(shape, tint, 0.35).save(root / part / c / f"{i}.jpg")
+                Image.blend(shape, tint, 0.6).save(root / part / c / f"{i}.jpg")
     return root
+
+
+def make_weights(data: Path, image_size: int, path: Path) -> Path:
+    """Stand-in pretrained weights: a seeded random resnet34 whose BatchNorm statistics are
+    measured on the training images. Both loops start from this file, as they would from
+    ImageNet weights; with the default statistics (mean 0, variance 1) a frozen random
+    network's features are meaningless to zoo, which keeps frozen BatchNorm in eval mode."""
+    import torch
+    from PIL import Image
+    from torchvision import models
+    from torchvision.transforms import functional as F
+
+    torch.manual_seed(0)
+    model = models.resnet34(weights=None)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # a cumulative average over every batch
+    files = sorted((data / "train").glob("*/*.jpg"))
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    model.train()
+    with torch.no_grad():
+        for i in range(0, len(files), 32):
+            images = [Image.open(f).convert("RGB") for f in files[i : i + 32]]
+            size = [image_size, image_size]
+            batch = torch.stack(
+                [F.normalize(F.to_tensor(F.resize(x, size)), mean, std) for x in images]
+            )
+            model(batch)
+    torch.save(model.state_dict(), path)
+    return path
 
 
 def child(args: list[str]) -> tuple[str, float]:
@@ -82,6 +113,8 @@ def seed_loop(data: Path, o: argparse.Namespace, freeze: str | None) -> dict:
         str(o.workers),
         "--lr",
         str(o.lr),
+        "--weights",
+        str(o.weights),
     ]
     out, peak = child(args + (["--freeze-until", freeze] if freeze else []))
     result = json.loads(out)
@@ -98,7 +131,7 @@ def zoo_run(
         "--data",
         str(data),
         "--weights",
-        "none",
+        str(o.weights),
         "--no-augment",
         "--epochs",
         str(o.epochs),
@@ -145,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
         data = make_data(Path(tmp) / "data", o.per_class, int(o.image_size * 8 / 7))
+        o.weights = make_weights(data, o.image_size, Path(tmp) / "resnet34-calibrated.pth")
         for name in o.scenarios.split(","):
             freeze = "layer3" if name == "frozen" else None
             seed = seed_loop(data, o, freeze)

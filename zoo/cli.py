@@ -106,7 +106,7 @@ def info(name, as_json):
     lines = [
         f"id:            {data['id']}"
         + (f"  (also: {', '.join(data['also'])})" if data["also"] else ""),
-        f"description:   {data['description']}",
+        f"description:   {data['description'] or '(none given)'}",
         f"parameters:    {data['num_params']:,}",
         f"input size:    {tuple(data['input_size'])}, {data['interpolation']}, "
         f"crop {data['crop_pct']:.3f}",
