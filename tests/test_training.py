@@ -177,6 +177,7 @@ def test_transfer_from_a_previous_run_beats_random_weights(tmp_path):
     cold = zoo.finetune(
         "resnet18", str(target), output=str(tmp_path / "cold"), weights="none", **options
     )
+    print("warm", warm.summary["best_val_acc"], "cold", cold.summary["best_val_acc"])
     assert warm.summary["best_val_acc"] > cold.summary["best_val_acc"]
     before = read_checkpoint(first.run_dir / "best.pt")["state_dict"]
     after = read_checkpoint(warm.run_dir / "best.pt")["state_dict"]
