@@ -44,19 +44,20 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     for tmp in Path(folder).glob(".*.tmp"):
         parts = tmp.name.split(".")
         # ".<name>.<pid>.<token>.tmp": the pid is third from the end.
-        if len(parts) < 5 or not parts[-3].isdigit() or _alive(int(parts[-3])):
+        if len(parts) < 5 or not parts[-3].isdigit() or process_alive(int(parts[-3])):
             continue
         tmp.unlink(missing_ok=True)
         removed.append(tmp)
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (it may belong to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except OSError:  # exists, owned by someone else
         return True
     return True
 
