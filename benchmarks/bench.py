@@ -95,28 +95,17 @@ def child(args: list[str]) -> tuple[str, float]:
     return done.stdout, peak
 
 
+def recipe(data: Path, o: argparse.Namespace, freeze: str | None) -> list[str]:
+    """The options both loops take, spelt the same: one recipe for both."""
+    args = ["--data", str(data), "--weights", str(o.weights), "--epochs", str(o.epochs)]
+    args += ["--batch-size", str(o.batch_size), "--image-size", str(o.image_size)]
+    args += ["--lr", str(o.lr)]
+    return args + (["--freeze-until", freeze] if freeze else [])
+
+
 def seed_loop(data: Path, o: argparse.Namespace, freeze: str | None) -> dict:
-    args = [
-        str(HERE / "seed_loop.py"),
-        "--data",
-        str(data),
-        "--arch",
-        "resnet34",
-        "--json",
-        "--epochs",
-        str(o.epochs),
-        "--batch-size",
-        str(o.batch_size),
-        "--image-size",
-        str(o.image_size),
-        "--workers",
-        str(o.workers),
-        "--lr",
-        str(o.lr),
-        "--weights",
-        str(o.weights),
-    ]
-    out, peak = child(args + (["--freeze-until", freeze] if freeze else []))
+    args = [str(HERE / "seed_loop.py"), "--arch", "resnet34", "--json"]
+    out, peak = child(args + recipe(data, o, freeze) + ["--workers", str(o.workers)])
     result = json.loads(out)
     return summarise(result["epochs"], result["best_val_acc"], peak)
 
@@ -124,27 +113,8 @@ def seed_loop(data: Path, o: argparse.Namespace, freeze: str | None) -> dict:
 def zoo_run(
     data: Path, o: argparse.Namespace, freeze: str | None, run: Path, cache: bool = True
 ) -> dict:
-    args = [
-        "zoo",
-        "finetune",
-        "resnet34",
-        "--data",
-        str(data),
-        "--weights",
-        str(o.weights),
-        "--no-augment",
-        "--epochs",
-        str(o.epochs),
-        "--batch-size",
-        str(o.batch_size),
-        "--image-size",
-        str(o.image_size),
-        "--lr",
-        str(o.lr),
-        "-o",
-        str(run),
-    ]
-    args += ["--freeze-until", freeze] if freeze else []
+    args = ["zoo", "finetune", "resnet34", "--no-augment", "-o", str(run)]
+    args += recipe(data, o, freeze)
     args += [] if cache else ["--no-cache-features"]
     _, peak = child(args + o.zoo_args)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
