@@ -238,6 +238,39 @@ def test_a_model_fx_cannot_trace_gives_no_split():
         split_frozen_prefix(model, example=IMAGES)
 
 
+class BatchCentred(nn.Module):
+    """Subtracts the batch's mean image: each image's output depends on the others."""
+
+    def forward(self, x):
+        return x - x.mean(0, keepdim=True)
+
+
+def test_a_frozen_part_that_mixes_the_images_of_a_batch_gives_no_split():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), BatchCentred(), nn.Flatten(), nn.LazyLinear(2))
+    model(IMAGES)
+    zoo.freeze(model, "1", points=["0", "1"], heads=["3"])
+    with pytest.raises(NotSplittable, match="mixes the images of a batch"):
+        split_frozen_prefix(model, example=IMAGES)
+
+
+def test_a_channels_last_model_splits_though_its_kernels_round_differently_per_batch():
+    # BatchNorm statistics measured on low-contrast images make layer3's outputs for the
+    # example's noise hundreds large; a batch of one and a batch of two, in channels_last,
+    # then differ by ~1e-3 in absolute terms: a millionth of the values, not a mixing prefix.
+    torch.manual_seed(0)
+    calibrated = zoo.create("resnet34", num_classes=5, weights=None)
+    for m in calibrated.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None  # a cumulative average
+    with torch.no_grad():
+        calibrated.train()(0.1 * torch.rand(16, 3, 112, 112))  # low-contrast images
+    model = zoo.create("resnet34", num_classes=5, weights=None, freeze_until="layer3")
+    model.load_state_dict(calibrated.state_dict())
+    model = model.to(memory_format=torch.channels_last)
+    split = split_frozen_prefix(model, example=torch.randn(2, 3, 112, 112))
+    assert split.boundary_shapes == [(256, 7, 7)]
+
+
 def test_the_model_keeps_its_modes():
     model = frozen_small_net("5")
     model.train()

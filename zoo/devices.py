@@ -94,13 +94,16 @@ def _auto_precision(device: torch.device) -> str:
 
 
 def memory_format(model, device: torch.device):
-    """``torch.channels_last`` for convolutional models on CUDA (cuDNN's NHWC kernels, with
-    tensor cores under autocast), else None. On the CPU it measured no faster (resnet34
-    training, 112 px: 31.3 img/s NCHW, 29.7 channels_last), so the layout is left alone."""
+    """``torch.channels_last`` for convolutional models on CUDA and the CPU, else None.
+
+    cuDNN's NHWC kernels use tensor cores under autocast; oneDNN's CPU convolutions are
+    native NHWC. Measured for resnet34 training at 112 px, batch 32, 2 cores: an AVX2 EPYC
+    ran 15.7-19.1 img/s NCHW and 19.8-23.4 channels_last; an AVX-512 Xeon 31.3 and 29.7 (the
+    same within its noise). MPS is left alone."""
     import torch
     from torch import nn
 
-    if device.type != "cuda":
+    if device.type not in ("cuda", "cpu"):
         return None
     if not any(isinstance(m, nn.Conv2d) for m in model.modules()):
         return None

@@ -416,14 +416,22 @@ def _run_example(model: nn.Module, split: Split, example: Tensor) -> list[tuple[
     return [tuple(f.shape[1:]) for f in features]
 
 
-def _close(a, b, **tolerance) -> bool:
-    """Equal outputs: tensors within tolerance, containers (named tuples) item by item."""
+def _close(a, b, *, rtol: float, atol: float) -> bool:
+    """Equal outputs: tensors within tolerance, containers (named tuples) item by item.
+
+    The tolerance is relative to the tensor's largest value, not element by element: the
+    same arithmetic in another order (a batch of one, or channels_last, picks other kernels)
+    moves values near zero by far more than their own size, but never by much of the whole.
+    """
     import torch
 
     if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
-        return all(_close(x, y, **tolerance) for x, y in zip(a, b, strict=True))
+        return all(_close(x, y, rtol=rtol, atol=atol) for x, y in zip(a, b, strict=True))
     if torch.is_tensor(a) and torch.is_tensor(b) and a.shape == b.shape:
-        return torch.allclose(a, b, **tolerance)
+        if a.numel() == 0:
+            return True
+        a, b = a.detach().float(), b.detach().float()
+        return bool((a - b).abs().max() <= rtol * b.abs().max() + atol)
     return a is None and b is None
 
 
