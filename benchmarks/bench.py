@@ -114,7 +114,12 @@ def seed_loop(data: Path, o: argparse.Namespace, freeze: str | None, seed: int) 
 
 
 def zoo_run(
-    data: Path, o: argparse.Namespace, freeze: str | None, seed: int, run: Path, cache=True
+    data: Path,
+    o: argparse.Namespace,
+    freeze: str | None,
+    seed: int,
+    run: Path,
+    cache: bool = True,
 ) -> dict:
     args = ["zoo", "finetune", "resnet34", "--no-augment", "-o", str(run)]
     args += recipe(data, o, freeze, seed)
