@@ -48,14 +48,11 @@ class FeatureCache:
         yet stored."""
         import torch
 
+        from zoo.loaders import batch_indices
         from zoo.loop import autocast, to_device
 
         offset = 0 if part == "train" else self.n_train
-        indices = loader.sampler.indices()
-        size = loader.batch_size
-        if loader.drop_last:
-            indices = indices[: len(indices) // size * size]
-        rows = [torch.tensor(indices[i : i + size]) + offset for i in range(0, len(indices), size)]
+        rows = [torch.tensor(batch) + offset for batch in batch_indices(loader)]
         if all(self.store.has(r) for r in rows):
             for r in rows:
                 yield tuple(self.store.get(r)), self.labels[r]

@@ -298,7 +298,8 @@ def transfer(
     "--augment/--no-augment",
     default=None,
     show_default="augment",
-    help="Random resized crop and flip while training.",
+    help="Random resized crop and flip while training; without them the train images are "
+    "decoded once and kept in memory, like the valid ones.",
 )
 @click.option(
     "--cache-features/--no-cache-features",

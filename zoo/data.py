@@ -263,12 +263,15 @@ def _require_readable(
 # ---------------------------------------------------------------- tensors
 
 
-def build_transform(pre: Preprocessing, *, train: bool, augment: bool = True) -> Callable:
+def build_transform(
+    pre: Preprocessing, *, train: bool, augment: bool = True, normalize: bool = True
+) -> Callable:
     """The torchvision transform from an RGB PIL image to the normalised tensor a backbone expects.
 
     Evaluation resizes to ``pre.resize_size`` and centre-crops to the input size; training with
     ``augment`` takes a random resized crop and a random horizontal flip instead; training
-    without it is the evaluation transform.
+    without it is the evaluation transform. Without ``normalize`` it stops at the uint8 pixels,
+    which ``normalize_batch`` then turns into exactly the same floats, a batch at a time.
 
     Example:
         >>> t = build_transform(Preprocessing(input_size=(3, 224, 224)), train=False)
@@ -292,15 +295,25 @@ def build_transform(pre: Preprocessing, *, train: bool, augment: bool = True) ->
             v2.Resize(size, interpolation=mode, antialias=True),
             v2.CenterCrop((height, width)),
         ]
+    floats = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(pre.mean), list(pre.std))]
     return v2.Compose(
-        geometry
-        + [
-            v2.ToImage(),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(list(pre.mean), list(pre.std)),
-            v2.ToPureTensor(),
-        ]
+        geometry + [v2.ToImage()] + (floats if normalize else []) + [v2.ToPureTensor()]
     )
+
+
+def normalize_batch(images, pre: Preprocessing):
+    """uint8 images (N, C, H, W) from ``build_transform(..., normalize=False)`` as the float32
+    tensor ``build_transform`` gives: the same element-wise operations, so the same bits.
+
+    Example:
+        >>> normalize_batch(torch.stack([raw(load_rgb("cat.jpg"))]), pre).dtype
+        torch.float32
+    """
+    import torch
+    from torchvision.transforms.v2 import functional as F
+
+    floats = F.to_dtype(images, torch.float32, scale=True)
+    return F.normalize(floats, list(pre.mean), list(pre.std))
 
 
 def _resize_pair(pre: Preprocessing) -> tuple[int, int]:

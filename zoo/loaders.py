@@ -22,8 +22,16 @@ class Loaders:
 
 
 def make_loaders(
-    split, pre: Preprocessing, config: TrainConfig, device, rank: int = 0, world: int = 1
+    split,
+    pre: Preprocessing,
+    config: TrainConfig,
+    device,
+    rank: int = 0,
+    world: int = 1,
+    raw: tuple[str, ...] = (),
 ) -> Loaders:
+    """Train and valid loaders of normalised images; the parts named in ``raw`` ("train",
+    "valid") yield uint8 pixels instead, for ``zoo.imagecache``."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -40,20 +48,35 @@ def make_loaders(
         # then draws nothing from it, with or without a loader (cached features).
         "generator": torch.Generator().manual_seed(config.seed),
     }
-    train_set = ImageDataset(split.train, build_transform(pre, train=True, augment=config.augment))
+    train_set = ImageDataset(
+        split.train,
+        build_transform(pre, train=True, augment=config.augment, normalize="train" not in raw),
+    )
     sampler = EpochSampler(len(train_set), seed=config.seed, rank=rank, world=world)
     # A last batch of one image breaks BatchNorm in train mode: drop it then, and only then.
     lone = len(sampler) % config.batch_size == 1 and len(sampler) > 1
     train = DataLoader(
         seeded_dataset(train_set, config.seed), sampler=sampler, drop_last=lone, **common
     )
-    valid_set = ImageDataset(split.valid, build_transform(pre, train=False))
+    valid_set = ImageDataset(
+        split.valid, build_transform(pre, train=False, normalize="valid" not in raw)
+    )
     valid = DataLoader(
         seeded_dataset(valid_set, config.seed),
         sampler=EpochSampler(len(valid_set), shuffle=False, rank=rank, world=world, pad=False),
         **common,
     )
     return Loaders(train, valid)
+
+
+def batch_indices(loader) -> list[list[int]]:
+    """The dataset indices of each batch ``loader`` yields this epoch, in order, without
+    loading anything: for serving the same batches from a cache."""
+    indices = loader.sampler.indices()
+    size = loader.batch_size
+    if loader.drop_last:
+        indices = indices[: len(indices) // size * size]
+    return [indices[i : i + size] for i in range(0, len(indices), size)]
 
 
 def default_workers() -> int:

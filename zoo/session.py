@@ -160,6 +160,7 @@ class Session:
 
         from zoo.caching import plan_cache
         from zoo.devices import memory_format
+        from zoo.imagecache import plan_image_cache
         from zoo.optim import build_optimizer, build_scheduler
 
         config = self.config
@@ -168,9 +169,6 @@ class Session:
         self.optimizer = build_optimizer(self.model.parameters(), config)
         self.scheduler = build_scheduler(self.optimizer, config)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.precision.scaler else None
-        self.loaders = make_loaders(
-            self.split, self.preprocessing, config, self.device, self.dist.rank, self.dist.world
-        )
         self.cache, why = plan_cache(
             config,
             self.model,
@@ -180,6 +178,23 @@ class Session:
             self.device,
             distributed=self.dist.enabled,
             n_train=len(self.split.train),
+        )
+        self.images, images_line = plan_image_cache(
+            config,
+            self.split,
+            self.preprocessing,
+            self.device,
+            features=self.cache is not None,
+            distributed=self.dist.enabled,
+        )
+        self.loaders = make_loaders(
+            self.split,
+            self.preprocessing,
+            config,
+            self.device,
+            self.dist.rank,
+            self.dist.world,
+            raw=self.images.parts if self.images else (),
         )
         self.train_model = distributed.wrap(self.model, self.dist, self.device)
         frozen = sum(p.numel() for p in self.model.parameters() if not p.requires_grad)
@@ -193,6 +208,8 @@ class Session:
             + (f", {self.dist.world} processes" if self.dist.enabled else "")
         )
         self.reporter.note(why)
+        if images_line:
+            self.reporter.note(images_line)
 
     def _restore(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
@@ -253,6 +270,11 @@ class Session:
                 cache.split.suffix_eval,
                 cache.batches(valid_batches, part="valid"),
             )
+        elif self.images is not None:  # pixels that repeat, decoded once
+            if "train" in self.images.parts:
+                train_batches = self.images.batches(train_batches, part="train")
+            if "valid" in self.images.parts:
+                valid_batches = self.images.batches(valid_batches, part="valid")
         with self.reporter.phase("train", epoch, n, len(self.loaders.train.sampler)) as update:
             train = loop.train_epoch(
                 train_model,

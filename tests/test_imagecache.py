@@ -1,0 +1,130 @@
+"""Decoded images kept in memory: pixels that repeat are decoded once, and nothing else changes."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from images import make_image_folder
+from test_caching import FAST, Notes, weights
+
+import zoo
+from zoo.data import build_transform, normalize_batch, scan_image_folder
+from zoo.imagecache import plan_image_cache
+from zoo.images import load_rgb
+from zoo.loaders import make_loaders
+from zoo.options import TrainConfig
+from zoo.preprocessing import Preprocessing
+
+PRE = Preprocessing(input_size=(3, 24, 24))
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def data(tmp_path):
+    return make_image_folder(
+        tmp_path / "colours", ["red", "green", "blue"], per_class=(6, 3), layout="train-valid"
+    )
+
+
+def plan(data, **options):
+    config = TrainConfig(**{"batch_size": 4, "workers": 0, "augment": False, **options})
+    split = scan_image_folder(data)
+    images, line = plan_image_cache(config, split, PRE, CPU, features=False, distributed=False)
+    return config, split, images, line
+
+
+def epoch(images, loaders, epoch: int, part: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    loaders.set_epoch(epoch)
+    return list(images.batches(getattr(loaders, part), part=part))
+
+
+def test_normalize_batch_gives_the_transform_s_floats_bit_for_bit(data):
+    paths = sorted(data.glob("valid/*/*"))
+    floats = build_transform(PRE, train=False)
+    pixels = build_transform(PRE, train=False, normalize=False)
+    one_by_one = torch.stack([floats(load_rgb(p)) for p in paths])
+    raw = torch.stack([pixels(load_rgb(p)) for p in paths])
+    assert raw.dtype == torch.uint8
+    assert torch.equal(normalize_batch(raw, PRE), one_by_one)
+
+
+def test_later_epochs_are_served_without_reading_a_file(data):
+    config, split, images, line = plan(data)
+    assert images.parts == ("valid", "train")
+    assert line == "caching decoded images: 27 train and valid images, 0.0 MB in memory"
+    loaders = make_loaders(split, PRE, config, CPU, raw=images.parts)
+    first = {part: epoch(images, loaders, 1, part) for part in ("train", "valid")}
+    shutil.rmtree(data)  # from now on any decoding would fail
+    for part in ("train", "valid"):
+        again = epoch(images, loaders, 1, part)
+        assert len(again) == len(first[part])
+        for (x, y), (x0, y0) in zip(again, first[part], strict=True):
+            assert torch.equal(x, x0) and torch.equal(y, y0)
+    later = epoch(images, loaders, 2, "train")  # another order, the same images
+    assert sorted(y for _, ys in later for y in ys.tolist()) == sorted(
+        label for _, label in split.train
+    )
+
+
+def test_served_batches_equal_the_uncached_loader_s(data):
+    config, split, images, _ = plan(data)
+    cached = make_loaders(split, PRE, config, CPU, raw=images.parts)
+    plain = make_loaders(split, PRE, config, CPU)
+    for part in ("train", "valid"):
+        epoch(images, cached, 3, part)  # fills the cache
+        plain.set_epoch(3)
+        served = epoch(images, cached, 3, part)
+        for (x, y), (x0, y0) in zip(served, getattr(plain, part), strict=True):
+            assert x.dtype == torch.float32
+            assert torch.equal(x, x0) and torch.equal(y, y0)
+
+
+def test_random_augmentation_leaves_only_the_valid_images_cached(data):
+    _, _, images, line = plan(data, augment=True)
+    assert images.parts == ("valid",)
+    assert line.startswith("caching decoded images: 9 valid images")
+
+
+def test_the_cap_leaves_out_what_does_not_fit(data, monkeypatch):
+    per_image_mb = 3 * 24 * 24 / 1e6
+    monkeypatch.setenv("ZOO_FEATURE_CACHE_MB", str(10 * per_image_mb))  # valid (9) fits
+    _, _, images, line = plan(data)
+    assert images.parts == ("valid",)
+    assert line.endswith("(train over the cap of 0.0 MB, $ZOO_FEATURE_CACHE_MB)")
+    monkeypatch.setenv("ZOO_FEATURE_CACHE_MB", "0")
+    _, _, images, line = plan(data)
+    assert images is None
+    assert line == (
+        "not caching decoded images: 0.0 MB is over the cap of 0.0 MB ($ZOO_FEATURE_CACHE_MB)"
+    )
+
+
+@pytest.mark.parametrize("why", ["features", "distributed"])
+def test_no_image_cache_beside_the_feature_cache_or_under_torchrun(data, why):
+    config = TrainConfig(augment=False)
+    flags = {"features": why == "features", "distributed": why == "distributed"}
+    split = scan_image_folder(data)
+    assert plan_image_cache(config, split, PRE, CPU, **flags) == (None, None)
+
+
+def test_a_run_with_decoded_images_cached_trains_the_same_model(data, tmp_path, monkeypatch):
+    def finetune(out):
+        notes = Notes()
+        result = zoo.finetune("resnet18", str(data), output=str(out), reporter=notes, **FAST)
+        return result, [line for line in notes.lines if "decoded images" in line]
+
+    cached, lines = finetune(tmp_path / "cached")
+    assert lines == ["caching decoded images: 27 train and valid images, 0.1 MB in memory"]
+    monkeypatch.setenv("ZOO_FEATURE_CACHE_MB", "0")
+    plain, lines = finetune(tmp_path / "plain")
+    assert lines[0].startswith("not caching decoded images")
+    a, b = weights(cached.run_dir), weights(plain.run_dir)
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    timing = {"seconds", "train_images_per_s"}
+    rows = [
+        [{k: v for k, v in r.items() if k not in timing} for r in run.metrics]
+        for run in (cached, plain)
+    ]
+    assert rows[0] == rows[1]

@@ -1,0 +1,132 @@
+"""Decoded images kept in memory: pixels that are the same every epoch are decoded once.
+
+The valid images never change from epoch to epoch, and neither do the train images of a run
+without random augmentation. When the feature cache (``zoo.caching``) does not already make
+decoding moot, ``plan_image_cache`` keeps those parts' resized and cropped pixels as uint8
+tensors, filled from the loader during the first epoch; ``ImageCache.batches`` serves them from
+then on, normalised a batch at a time on the device (``zoo.data.normalize_batch``: the same
+floats as the per-image transform, bit for bit).
+
+    >>> images, line = plan_image_cache(
+    ...     config, split, pre, device, features=False, distributed=False)
+    >>> loaders = make_loaders(split, pre, config, device, raw=images.parts)
+    >>> for batch, targets in images.batches(loaders.valid, part="valid"):
+    ...     logits = model(batch)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import torch
+
+    from zoo.data import DataSplit
+    from zoo.options import TrainConfig
+    from zoo.preprocessing import Preprocessing
+
+PARTS = ("valid", "train")  # the order parts are given room under the cap
+
+
+@dataclass
+class ImageCache:
+    """The uint8 pixels of each cached part's images, by dataset index."""
+
+    pixels: dict[str, torch.Tensor]  # part -> (images, C, H, W) uint8
+    filled: dict[str, torch.Tensor]  # part -> (images,) bool: which rows hold pixels
+    labels: dict[str, torch.Tensor]  # part -> (images,) each image's class
+    pre: Preprocessing
+    device: torch.device
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The parts whose loaders must yield uint8 pixels (``make_loaders(raw=...)``)."""
+        return tuple(self.pixels)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.nbytes for p in self.pixels.values())
+
+    def batches(self, loader, *, part: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(normalised images on the device, targets) in ``loader``'s order; images are only
+        decoded for batches with a row not yet stored."""
+        import torch
+
+        from zoo.data import normalize_batch
+        from zoo.loaders import batch_indices
+
+        pixels, filled, labels = self.pixels[part], self.filled[part], self.labels[part]
+        rows = [torch.tensor(batch) for batch in batch_indices(loader)]
+        if all(filled[r].all() for r in rows):
+            batches = ((pixels[r], labels[r]) for r in rows)
+        else:
+            batches = self._fill(rows, loader, pixels, filled)
+        for images, targets in batches:
+            yield normalize_batch(images.to(self.device, non_blocking=True), self.pre), targets
+
+    @staticmethod
+    def _fill(rows, loader, pixels, filled):
+        for r, (images, targets) in zip(rows, loader, strict=True):
+            pixels[r], filled[r] = images, True
+            yield images, targets
+
+
+def plan_image_cache(
+    config: TrainConfig,
+    split: DataSplit,
+    pre: Preprocessing,
+    device: torch.device,
+    *,
+    features: bool,
+    distributed: bool,
+) -> tuple[ImageCache | None, str | None]:
+    """An ImageCache for the parts of this run whose pixels repeat, or None; and a line for
+    the user when it caches or when the cap leaves a repeating part out, else None.
+
+    Nothing is cached when the feature cache runs (no image is decoded twice then) or under
+    torchrun (each process would hold a share that changes every epoch). The valid part comes
+    first, then train without ``--augment``, each only if it fits the cap with what comes
+    before it (``zoo.caching.cap_bytes``).
+    """
+    if features or distributed:
+        return None, None
+    import torch
+
+    from zoo.caching import CAP_ENV, cap_bytes
+
+    samples = {"valid": split.valid, "train": [] if config.augment else split.train}
+    per_image = math.prod(pre.input_size)
+    cap, total, chosen, left_out = cap_bytes(), 0, {}, []
+    for part in PARTS:
+        size = len(samples[part]) * per_image
+        if not size:
+            continue
+        if total + size <= cap:
+            chosen[part], total = samples[part], total + size
+        else:
+            left_out.append(part)
+    if not chosen:
+        wanted = sum(len(samples[p]) for p in left_out) * per_image
+        return None, (
+            f"not caching decoded images: {wanted / 1e6:,.1f} MB is over the cap of "
+            f"{cap / 1e6:,.1f} MB (${CAP_ENV})"
+        )
+    cache = ImageCache(
+        pixels={
+            p: torch.empty(len(s), *pre.input_size, dtype=torch.uint8) for p, s in chosen.items()
+        },
+        filled={p: torch.zeros(len(s), dtype=torch.bool) for p, s in chosen.items()},
+        labels={p: torch.tensor([label for _, label in s]) for p, s in chosen.items()},
+        pre=pre,
+        device=device,
+    )
+    count = sum(len(s) for s in chosen.values())
+    which = " and ".join(p for p in reversed(PARTS) if p in chosen)
+    line = f"caching decoded images: {count} {which} images, {total / 1e6:,.1f} MB in memory"
+    if left_out:
+        line += f" ({' and '.join(left_out)} over the cap of {cap / 1e6:,.1f} MB, ${CAP_ENV})"
+    return cache, line
