@@ -47,13 +47,9 @@ class ImageCache:
         """The parts whose loaders must yield uint8 pixels (``make_loaders(raw=...)``)."""
         return tuple(self.pixels)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(p.nbytes for p in self.pixels.values())
-
     def batches(self, loader, *, part: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(normalised images on the device, targets) in ``loader``'s order; images are only
-        decoded for batches with a row not yet stored."""
+        """(normalised images on the device, targets) in ``loader``'s order: from memory once
+        every row this epoch needs is stored, else from the loader, storing what it decodes."""
         import torch
 
         from zoo.data import normalize_batch
