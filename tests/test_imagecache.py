@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -68,6 +69,24 @@ def test_later_epochs_are_served_without_reading_a_file(data):
     )
 
 
+def test_the_image_a_dropped_lone_batch_left_out_is_decoded_alone(data):
+    # 18 train images in batches of 17: the lone last one is dropped, another each epoch.
+    config, split, images, _ = plan(data, batch_size=17)
+    loaders = make_loaders(split, PRE, config, CPU, raw=images.parts)
+    assert len(epoch(images, loaders, 1, "train")) == 1
+    (left_out,) = (~images.filled["train"]).nonzero().flatten().tolist()
+    keep = split.train[left_out][0]
+    for path in data.glob("train/*/*"):
+        if str(path) != keep:
+            path.unlink()  # every other train image must now come from memory
+    for n in (2, 3):
+        (batch,) = epoch(images, loaders, n, "train")
+        assert len(batch[1]) == 17
+    assert images.filled["train"].all()
+    Path(keep).unlink()
+    assert len(epoch(images, loaders, 4, "train")[0][1]) == 17
+
+
 def test_served_batches_equal_the_uncached_loader_s(data):
     config, split, images, _ = plan(data)
     cached = make_loaders(split, PRE, config, CPU, raw=images.parts)
@@ -92,13 +111,15 @@ def test_the_cap_leaves_out_what_does_not_fit(data, monkeypatch):
     monkeypatch.setenv("ZOO_FEATURE_CACHE_MB", str(10 * per_image_mb))  # valid (9) fits
     _, _, images, line = plan(data)
     assert images.parts == ("valid",)
-    assert line.endswith("(train over the cap of 0.0 MB, $ZOO_FEATURE_CACHE_MB)")
-    monkeypatch.setenv("ZOO_FEATURE_CACHE_MB", "0")
+    assert line.endswith("(not train: the cap is 0.0 MB, $ZOO_FEATURE_CACHE_MB)")
+    monkeypatch.setenv("ZOO_FEATURE_CACHE_MB", str(5 * per_image_mb))  # not even valid
     _, _, images, line = plan(data)
     assert images is None
     assert line == (
         "not caching decoded images: 0.0 MB is over the cap of 0.0 MB ($ZOO_FEATURE_CACHE_MB)"
     )
+    monkeypatch.setenv("ZOO_FEATURE_CACHE_MB", "0")
+    assert plan(data)[2:] == (None, "not caching decoded images: $ZOO_FEATURE_CACHE_MB is 0")
 
 
 @pytest.mark.parametrize("why", ["features", "distributed"])

@@ -39,6 +39,7 @@ class ImageCache:
     pixels: dict[str, torch.Tensor]  # part -> (images, C, H, W) uint8
     filled: dict[str, torch.Tensor]  # part -> (images,) bool: which rows hold pixels
     labels: dict[str, torch.Tensor]  # part -> (images,) each image's class
+    datasets: dict  # part -> ImageDataset of uint8 pixels, for rows the loader left out
     pre: Preprocessing
     device: torch.device
 
@@ -48,8 +49,9 @@ class ImageCache:
         return tuple(self.pixels)
 
     def batches(self, loader, *, part: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(normalised images on the device, targets) in ``loader``'s order: from memory once
-        every row this epoch needs is stored, else from the loader, storing what it decodes."""
+        """(normalised images on the device, targets) in ``loader``'s order. The first epoch
+        takes them from the loader and stores them; later ones serve them from memory,
+        decoding only an image the first epoch left out (a dropped lone last batch)."""
         import torch
 
         from zoo.data import normalize_batch
@@ -57,7 +59,9 @@ class ImageCache:
 
         pixels, filled, labels = self.pixels[part], self.filled[part], self.labels[part]
         rows = [torch.tensor(batch) for batch in batch_indices(loader)]
-        if all(filled[r].all() for r in rows):
+        if filled.any():
+            for index in torch.cat(rows)[~filled[torch.cat(rows)]].unique().tolist():
+                pixels[index], filled[index] = self.datasets[part][index][0], True
             batches = ((pixels[r], labels[r]) for r in rows)
         else:
             batches = self._fill(rows, loader, pixels, filled)
@@ -93,6 +97,7 @@ def plan_image_cache(
     import torch
 
     from zoo.caching import CAP_ENV, cap_bytes
+    from zoo.data import ImageDataset, build_transform
 
     samples = {"valid": split.valid, "train": [] if config.augment else split.train}
     per_image = math.prod(pre.input_size)
@@ -106,17 +111,22 @@ def plan_image_cache(
         else:
             left_out.append(part)
     if not chosen:
+        if not cap:
+            return None, f"not caching decoded images: ${CAP_ENV} is 0"
         wanted = sum(len(samples[p]) for p in left_out) * per_image
         return None, (
             f"not caching decoded images: {wanted / 1e6:,.1f} MB is over the cap of "
             f"{cap / 1e6:,.1f} MB (${CAP_ENV})"
         )
+    # Train without augmentation is the evaluation transform (zoo.data.build_transform).
+    decode = build_transform(pre, train=False, normalize=False)
     cache = ImageCache(
         pixels={
             p: torch.empty(len(s), *pre.input_size, dtype=torch.uint8) for p, s in chosen.items()
         },
         filled={p: torch.zeros(len(s), dtype=torch.bool) for p, s in chosen.items()},
         labels={p: torch.tensor([label for _, label in s]) for p, s in chosen.items()},
+        datasets={p: ImageDataset(s, decode) for p, s in chosen.items()},
         pre=pre,
         device=device,
     )
@@ -124,5 +134,5 @@ def plan_image_cache(
     which = " and ".join(p for p in reversed(PARTS) if p in chosen)
     line = f"caching decoded images: {count} {which} images, {total / 1e6:,.1f} MB in memory"
     if left_out:
-        line += f" ({' and '.join(left_out)} over the cap of {cap / 1e6:,.1f} MB, ${CAP_ENV})"
+        line += f" (not {' and '.join(left_out)}: the cap is {cap / 1e6:,.1f} MB, ${CAP_ENV})"
     return cache, line
