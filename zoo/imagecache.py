@@ -60,7 +60,8 @@ class ImageCache:
         pixels, filled, labels = self.pixels[part], self.filled[part], self.labels[part]
         rows = [torch.tensor(batch) for batch in batch_indices(loader)]
         if filled.any():
-            for index in torch.cat(rows)[~filled[torch.cat(rows)]].unique().tolist():
+            needed = torch.cat(rows)
+            for index in needed[~filled[needed]].unique().tolist():
                 pixels[index], filled[index] = self.datasets[part][index][0], True
             batches = ((pixels[r], labels[r]) for r in rows)
         else:
