@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch makes pip fetch a multi-GB build.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench bench-gpu clean
 
 $(BIN)/zoo: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/bench.py
+
+# resnet50 at 224 px on synthetic images: meant for a GPU (a CPU takes minutes a setting).
+bench-gpu: install
+	$(BIN)/python benchmarks/throughput.py
 
 lint: install
 	$(BIN)/ruff check zoo tests plugins benchmarks

@@ -4,7 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-from zoo.devices import cpu_has_native_bf16, memory_format, resolve_device, resolve_precision
+from zoo.devices import (
+    cpu_has_native_bf16,
+    memory_format,
+    prepare_backends,
+    resolve_device,
+    resolve_precision,
+)
 from zoo.errors import TrainingError
 
 CPU = torch.device("cpu")
@@ -42,3 +48,11 @@ def test_convolutional_models_run_channels_last_and_others_keep_their_layout():
     assert memory_format(conv, CPU) is torch.channels_last
     assert memory_format(mlp, CPU) is None
     assert memory_format(conv, torch.device("mps")) is None
+
+
+def test_cudnn_times_its_algorithms_only_for_a_cuda_run(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    prepare_backends(CPU)
+    assert torch.backends.cudnn.benchmark is False
+    prepare_backends(torch.device("cuda", 0))  # sets a flag; no GPU needed
+    assert torch.backends.cudnn.benchmark is True

@@ -108,3 +108,13 @@ def memory_format(model, device: torch.device):
     if not any(isinstance(m, nn.Conv2d) for m in model.modules()):
         return None
     return torch.channels_last
+
+
+def prepare_backends(device: torch.device) -> None:
+    """Let cuDNN time its convolution algorithms for each new input shape and keep the
+    fastest (``cudnn.benchmark``, as timm's and torchvision's training scripts do): a run's
+    shapes repeat every step. Nothing to do elsewhere."""
+    import torch
+
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True

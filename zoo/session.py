@@ -159,11 +159,12 @@ class Session:
         import torch
 
         from zoo.caching import plan_cache
-        from zoo.devices import memory_format
+        from zoo.devices import memory_format, prepare_backends
         from zoo.imagecache import plan_image_cache
         from zoo.optim import build_optimizer, build_scheduler
 
         config = self.config
+        prepare_backends(self.device)
         self.memory_format = memory_format(self.model, self.device)
         self.model.to(self.device, memory_format=self.memory_format or torch.preserve_format)
         self.optimizer = build_optimizer(self.model.parameters(), config)
