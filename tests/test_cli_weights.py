@@ -59,6 +59,15 @@ def test_info_says_not_cached_and_where_the_file_would_be(tmp_path, monkeypatch)
     assert f"{tmp_path / 'torch/hub/checkpoints' / TV_FILE}  (not cached)" in text
 
 
+def test_info_refuses_a_weights_tag_the_backbone_lacks(tmp_path, monkeypatch):
+    use_homes(monkeypatch, tmp_path)
+    result = invoke("info", "resnet34.BOGUS")
+    assert_one_line_error(result, "torchvision:resnet34 has no weights tagged 'BOGUS'", "tags:")
+    assert json.loads(invoke("info", "resnet34.IMAGENET1K_V1", "--json").stdout)["tag"] == (
+        "IMAGENET1K_V1"
+    )
+
+
 @pytest.fixture
 def cached_placeholders(tmp_path, monkeypatch):
     """resnet18's torchvision and timm default files, present (contents do not matter here)."""
@@ -185,7 +194,9 @@ def test_transfer_strict_fails_in_one_line_and_writes_nothing(tmp_path, resnet34
     source, _ = resnet34_ddp
     out = tmp_path / "out.pt"
     result = invoke("transfer", source, "--into", "resnet34", "--num-classes", 9, "--strict")
-    assert_one_line_error(result, "strict transfer failed", "fc.weight")
+    assert_one_line_error(
+        result, "strict transfer failed", "fc.weight", "with --prefix or --map, or drop --strict"
+    )
     result = invoke("transfer", source, "--into", "resnet34", "--strict", "-o", out)
     assert result.exit_code == 0 and out.exists()  # 1000 classes: everything fits
 
@@ -195,5 +206,11 @@ def test_transfer_min_coverage_fails_in_one_line_and_writes_nothing(tmp_path, re
     torch.save({k: v for k, v in resnet18_state.items() if k.startswith("conv1.")}, source)
     out = tmp_path / "out.pt"
     args = ("transfer", source, "--into", "resnet18", "--min-coverage", 0.5, "-o", out)
-    assert_one_line_error(invoke(*args), "below min_coverage 50.0 %")
+    assert_one_line_error(invoke(*args), "below --min-coverage 50.0 %", "--prefix or --map")
     assert not out.exists()
+
+
+def test_transfer_map_with_a_bad_regex_is_refused_before_any_work(tmp_path):
+    result = invoke("transfer", tmp_path / "absent.pth", "--into", "resnet18", "--map", "(=x")
+    assert result.exit_code == 2
+    assert "Invalid value for '--map': '(' is not a regex: missing )" in result.stderr

@@ -352,3 +352,59 @@ def test_corrupt_empty_and_bomb_images_are_skipped(tmp_path, env):
     assert result.returncode == 0, result.stderr
     skipped = json.loads((tmp_path / "run/summary.json").read_text())["skipped_files"]
     assert sorted(Path(p).name for p in skipped) == ["bomb.png", "corrupt.png", "empty.jpg"]
+
+
+@pytest.mark.parametrize("command", ["finetune", "transfer", "evaluate --png"])
+def test_a_path_the_system_refuses_is_one_clear_line_naming_it(command, data, env, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    target = blocker / "out"  # under a file: no system can create it
+    if command == "finetune":
+        args = ["finetune", "tinyplug:plainnet", "--data", str(data), *PLAIN, "--epochs", "1"]
+        args += ["-o", str(target)]
+    elif command == "transfer":
+        weights = tmp_path / "w.pth"
+        torch.save(__import__("torchvision").models.resnet18().state_dict(), weights)
+        args = ["transfer", str(weights), "--into", "resnet18", "-o", str(target / "w.pt")]
+    else:
+        run = tmp_path / "run"
+        zoo.finetune(
+            "resnet18",
+            str(data),
+            output=str(run),
+            epochs=1,
+            image_size=32,
+            weights="none",
+            workers=0,
+            augment=False,
+        )
+        args = ["evaluate", str(run), "--data", str(data / "valid"), "--workers", "0"]
+        args += ["--png", str(target / "cm.png")]
+    result = run_zoo(*args, env=env)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ") and str(target) in lines[0] and ".tmp" not in lines[0]
+    assert "permissions" in lines[0]
+
+
+def test_a_head_larger_than_the_classes_found_evaluates_and_predicts(data, tmp_path):
+    from zoo.evaluation import evaluate, predict
+
+    run = zoo.finetune(
+        "resnet18",
+        str(data),
+        output=str(tmp_path / "run"),
+        epochs=1,
+        image_size=32,
+        weights="none",
+        workers=0,
+        augment=False,
+        num_classes=5,
+    )
+    report = evaluate(run.run_dir, data / "valid", workers=0)
+    assert report["classes"] == ["a", "b", "c", "output_3", "output_4"]
+    assert len(report["confusion_matrix"]) == 5 and sum(map(sum, report["confusion_matrix"])) == 18
+    rows = predict(run.run_dir, sorted((data / "valid").glob("*/*"))[:2], top_k=5)
+    assert all(len(r["top"]) == 5 for r in rows)
+    names = {t["class"] for t in rows[0]["top"]}
+    assert names == {"a", "b", "c", "output_3", "output_4"}

@@ -49,13 +49,13 @@ def info(name: str) -> dict:
     """
     from zoo.heads import head_features
     from zoo.models import build_structure, describe
-    from zoo.weights import expected_path, find_cached
+    from zoo.weights import check_tag, expected_path, find_cached
 
     registry = get_registry()
     backbone, tag = registry.get(name)
     backbone = registry.load_factory(backbone)
     chosen = tag or backbone.default_tag
-    spec_w = backbone.weights.get(chosen) if chosen else None
+    spec_w = check_tag(backbone, chosen) if chosen else None
     model = build_structure(backbone, (spec_w or {}).get("build_kwargs"))
     spec = describe(model, backbone)
     if spec_w:

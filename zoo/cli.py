@@ -1,7 +1,7 @@
 """The ``zoo`` command: a thin layer that parses options, calls the library, renders results.
 
-Every ``ZooError`` becomes one line on stderr and exit status 1; ``--debug`` shows the
-traceback instead.
+Every ``ZooError``, and every ``OSError`` (a path the system refuses), becomes one line on
+stderr and exit status 1; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -17,16 +17,27 @@ from zoo.errors import ZooError
 
 
 class ZooGroup(click.Group):
-    """Turns the library's errors into one clear line, in one place."""
+    """Turns the library's errors, and a path the system refuses, into one clear line, in
+    one place."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except ZooError as exc:
-            if ctx.obj and ctx.obj.get("debug"):
+        except (ZooError, OSError) as exc:
+            # A closed pipe (zoo list | head) is click's to end quietly.
+            if ctx.obj and ctx.obj.get("debug") or isinstance(exc, BrokenPipeError):
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {_one_line(exc)}", err=True)
             ctx.exit(getattr(exc, "exit_code", 1))
+
+
+def _one_line(exc: Exception) -> str:
+    """A ZooError's own message; for an OSError (an output folder that cannot be created, a
+    file that cannot be written or read) the system's reason and the path."""
+    if not isinstance(exc, OSError) or isinstance(exc, ZooError):
+        return str(exc)
+    path = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{path}; check the path and its permissions (--debug: traceback)"
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -154,13 +165,28 @@ def plugins(as_json):
 
 
 def _parse_map(ctx, param, values):
+    import re
+
     pairs = []
     for value in values:
         pattern, sep, replacement = value.partition("=")
         if not sep or not pattern:
             raise click.BadParameter(f"'{value}' is not REGEX=REPLACEMENT", ctx, param)
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise click.BadParameter(f"'{pattern}' is not a regex: {exc}", ctx, param) from None
         pairs.append((pattern, replacement))
     return pairs
+
+
+# zoo.transfer's messages name its Python arguments; on the command line, the options.
+TRANSFER_OPTIONS = {
+    "key_map": "--map",
+    "min_coverage": "--min-coverage",
+    "with prefix or": "with --prefix or",
+    "drop strict": "drop --strict",
+}
 
 
 @cli.command()
@@ -200,17 +226,24 @@ def transfer(
     zoo transfer tf.pth --into resnet34 --map '^net\\.=' --strict --json
     """
     from zoo import api
+    from zoo.errors import TransferError
 
-    report = api.transfer_checkpoint(
-        source_weights,
-        into,
-        num_classes=num_classes,
-        output=output,
-        prefix=prefix,
-        key_map=key_map,
-        strict=strict,
-        min_coverage=min_coverage,
-    )
+    try:
+        report = api.transfer_checkpoint(
+            source_weights,
+            into,
+            num_classes=num_classes,
+            output=output,
+            prefix=prefix,
+            key_map=key_map,
+            strict=strict,
+            min_coverage=min_coverage,
+        )
+    except TransferError as exc:
+        message = str(exc)
+        for name, option in TRANSFER_OPTIONS.items():
+            message = message.replace(name, option)
+        raise TransferError(message) from exc
     if as_json:
         return emit_json({**report.to_dict(), "output": output})
     click.echo(report.summary())

@@ -45,8 +45,21 @@ def load_trained(run_or_checkpoint: str | Path, device: str = "auto") -> Trained
     model = create(meta["id"], num_classes=meta["num_classes"], weights=str(resolved.path))
     model.to(resolve_device(device)).eval()
     return Trained(
-        model, meta["class_names"], Preprocessing.from_dict(meta["preprocessing"]), resolved.path
+        model,
+        output_names(meta["class_names"], meta["num_classes"]),
+        Preprocessing.from_dict(meta["preprocessing"]),
+        resolved.path,
     )
+
+
+def output_names(class_names: list[str], num_classes: int) -> list[str]:
+    """A name for each of the head's outputs: the classes trained on, then ``output_N`` for
+    the outputs a larger ``--num-classes`` added, which no class was trained on.
+
+    >>> output_names(["cat", "dog"], 4)
+    ['cat', 'dog', 'output_2', 'output_3']
+    """
+    return list(class_names) + [f"output_{i}" for i in range(len(class_names), num_classes)]
 
 
 def _meta(path: Path) -> dict:

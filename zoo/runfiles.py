@@ -28,11 +28,23 @@ def _atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         _fsync(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        named = _naming(exc, tmp, path)
+        if named is exc:
+            raise
+        raise named from exc
     finally:
         tmp.unlink(missing_ok=True)
     # So the rename itself survives a power cut; not every platform can open a folder.
     with contextlib.suppress(OSError):
         _fsync(path.parent)
+
+
+def _naming(exc: OSError, tmp: str | os.PathLike, path: Path) -> OSError:
+    """``exc`` about the file the user asked for, not the temporary file beside it."""
+    if exc.filename is None or Path(exc.filename) != Path(tmp):
+        return exc
+    return OSError(exc.errno, exc.strerror, str(path))
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:

@@ -165,11 +165,16 @@ def _looks_like_path(text: str) -> bool:
     return os.sep in text or text.endswith(FILE_SUFFIXES) or Path(text).expanduser().exists()
 
 
-def _resolve_tag(backbone: Backbone, tag: str) -> Resolved:
+def check_tag(backbone: Backbone, tag: str) -> dict:
+    """The weights spec of ``tag``; a WeightsError listing the tags when there is none."""
     if tag not in backbone.weights:
         tags = ", ".join(backbone.tags[:8]) or "none"
         raise WeightsError(f"{backbone.id} has no weights tagged '{tag}'; tags: {tags}")
-    spec = backbone.weights[tag]
+    return backbone.weights[tag]
+
+
+def _resolve_tag(backbone: Backbone, tag: str) -> Resolved:
+    spec = check_tag(backbone, tag)
     path = find_cached(spec) or download(backbone, tag, spec)
     return Resolved(
         path, tag, spec, spec.get("num_classes"), build_kwargs=dict(spec.get("build_kwargs") or {})
