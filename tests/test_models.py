@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import zoo
-from zoo.errors import FreezePointError
+from zoo.errors import FreezePointError, HeadError
 from zoo.freezing import is_held
+from zoo.heads import head_features
 
 # name, input size (smallest that every branch accepts), middle freeze point
 FAMILIES = [
@@ -28,6 +29,16 @@ FAMILIES = [
     ("timm:convnext_tiny", 32, "stages.1"),
     ("timm:vit_tiny_patch16_224", 224, "blocks.5"),
     ("vit_b_16", 224, "encoder.layers.encoder_layer_5"),
+]
+
+# timm heads that are not one Linear: a pair of Linears (crossvit), BatchNorm + Linear
+# (iformer), a distillation pair (levit), a Linear aux head (volo), none at all (eva02)
+TIMM_HEADS = [
+    ("timm:crossvit_tiny_240", ["head"]),
+    ("timm:iformer_t", ["head"]),
+    ("timm:levit_128s", ["head", "head_dist"]),
+    ("timm:volo_d1_224", ["head", "aux_head"]),
+    ("timm:eva02_tiny_patch14_224", ["head"]),
 ]
 
 
@@ -147,3 +158,34 @@ def test_tiny_plugin_backbone_gets_detected_head_and_points(tiny):
     logits = train_one_step(model, 32)
     assert logits[0].shape == (2, 3)
     assert model[0].weight.grad is None and model[8].weight.grad is not None
+
+
+@pytest.mark.parametrize("name,heads", TIMM_HEADS, ids=[t[0] for t in TIMM_HEADS])
+def test_timm_head_of_any_shape_is_adapted(name, heads):
+    head = zoo.info(name)["head"]
+    assert head["module"] == heads[0] and head["in_features"] > 0
+    model = zoo.create(name, num_classes=3, weights=None, freeze_until="backbone")
+    assert model.zoo_spec.heads == heads and model.zoo_spec.num_classes == 3
+
+    logits = train_one_step(model, model.zoo_spec.preprocessing.input_size[-1])
+
+    assert logits and all(x.shape == (2, 3) for x in logits)
+    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == set(heads), "the heads, and only they, train"
+
+
+def test_headless_timm_model_is_described_and_given_a_head():
+    assert zoo.info("timm:eva02_tiny_patch14_224")["head"] == {
+        "module": "head",
+        "in_features": 192,
+        "out_features": 0,
+    }
+    model = zoo.create("timm:eva02_tiny_patch14_224", num_classes=3, weights=None)
+    assert isinstance(model.head, torch.nn.Linear) and model.head.out_features == 3
+    assert model.eval()(torch.randn(1, 3, 224, 224)).shape == (1, 3)
+
+
+def test_head_of_unknown_shape_is_a_head_error_not_a_crash():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Identity())
+    with pytest.raises(HeadError, match="cannot tell the size of head '1' of type Identity"):
+        head_features(model, "1")

@@ -19,10 +19,9 @@ def find_head(model: nn.Module) -> str:
     >>> find_head(torchvision.models.vgg16())
     'classifier.6'
     """
-    if hasattr(model, "get_classifier"):  # timm
-        path = _path_of(model, model.get_classifier())
-        if path:
-            return path
+    timm_heads = _timm_heads(model)
+    if timm_heads:
+        return timm_heads[0]
     main = [n for n, m in model.named_modules() if _is_classifier(m) and not _in_aux(n)]
     if not main:
         raise HeadError(
@@ -33,13 +32,14 @@ def find_head(model: nn.Module) -> str:
 
 
 def find_aux_heads(model: nn.Module) -> list[str]:
-    """Paths of the last classifier layer inside each auxiliary head (inception, googlenet)."""
-    out = []
+    """Paths of the last classifier layer inside each auxiliary head (inception, googlenet),
+    after timm's own extra classifiers (the distillation head of deit and levit)."""
+    out = _timm_heads(model)[1:]
     for name, child in model.named_children():
         if _AUX.match(name) and child is not None:
             layers = [n for n, m in child.named_modules() if _is_classifier(m)]
             if layers:
-                out.append(f"{name}.{layers[-1]}")
+                out.append(f"{name}.{layers[-1]}" if layers[-1] else name)  # volo: a Linear
     return out
 
 
@@ -62,6 +62,10 @@ def adapt_head(model: nn.Module, path: str, num_classes: int) -> None:
             old.padding,
             bias=old.bias is not None,
         )
+    elif path in _timm_heads(model):  # crossvit's pair, levit's NormLinear, a headless model
+        reset_timm_head(model, num_classes)
+        _init(model.get_submodule(path))
+        return
     else:
         raise HeadError(
             f"cannot adapt head '{path}' of type {type(old).__name__}; "
@@ -73,27 +77,63 @@ def adapt_head(model: nn.Module, path: str, num_classes: int) -> None:
 
 
 def head_features(model: nn.Module, path: str) -> tuple[int, int]:
-    """(in_features, out_features) of the head at ``path``."""
+    """(in_features, out_features) of the head at ``path``; for a timm classifier that is not a
+    single layer, timm's own sizes (``out_features`` is 0 for a headless model).
+
+    >>> head_features(torchvision.models.resnet34(), "fc")
+    (512, 1000)
+    """
     head = model.get_submodule(path)
-    if hasattr(head, "in_features"):
+    if hasattr(head, "in_features") and hasattr(head, "out_features"):
         return head.in_features, head.out_features
-    return head.in_channels, head.out_channels
+    if hasattr(head, "in_channels") and hasattr(head, "out_channels"):
+        return head.in_channels, head.out_channels
+    if path in _timm_heads(model):
+        width = getattr(model, "head_hidden_size", None) or model.num_features
+        return width, model.num_classes
+    raise HeadError(
+        f"cannot tell the size of head '{path}' of type {type(head).__name__}; "
+        "register the backbone with head= the path of a Linear or Conv2d"
+    )
 
 
-def _init(layer: nn.Module) -> None:
+def reset_timm_head(model: nn.Module, num_classes: int) -> None:
+    """Give a timm model ``num_classes`` outputs with its own ``reset_classifier``."""
+    try:
+        model.reset_classifier(num_classes)
+    except Exception as exc:  # timm raises anything from assert to TypeError here
+        raise HeadError(
+            f"timm cannot give {type(model).__name__} a {num_classes}-class head ({exc}); "
+            "pick another backbone or register this one with head='dotted.path'"
+        ) from exc
+
+
+def _init(head: nn.Module) -> None:
+    """Explicitly initialise every Linear and Conv2d of ``head`` (unless on the meta device)."""
     from torch import nn
 
-    if layer.weight.device.type == "meta":
-        return
-    nn.init.normal_(layer.weight, std=0.01)
-    if layer.bias is not None:
-        nn.init.zeros_(layer.bias)
+    for layer in head.modules():
+        if not _is_classifier(layer) or layer.weight.device.type == "meta":
+            continue
+        nn.init.normal_(layer.weight, std=0.01)
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
 
 
 def _is_classifier(module: nn.Module) -> bool:
     from torch import nn
 
     return isinstance(module, (nn.Linear, nn.Conv2d))
+
+
+def _timm_heads(model: nn.Module) -> list[str]:
+    """Paths of what timm's ``get_classifier`` returns (a module, or deit's pair), else []."""
+    if not (hasattr(model, "get_classifier") and hasattr(model, "reset_classifier")):
+        return []
+    found = model.get_classifier()
+    found = found if isinstance(found, tuple) else (found,)
+    paths = [_path_of(model, m) for m in found if m is not None]
+    return [p for p in paths if p]
 
 
 def _in_aux(name: str) -> bool:

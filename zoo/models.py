@@ -112,18 +112,27 @@ def describe(model: nn.Module, backbone: Backbone, resolved=None) -> ModelSpec:
 
 def adapt(model: nn.Module, spec: ModelSpec, num_classes: int) -> ModelSpec:
     """Give ``model`` new, explicitly initialised heads with ``num_classes`` outputs."""
-    from zoo.heads import _init, adapt_head, find_head
+    from zoo.heads import (
+        _init,
+        adapt_head,
+        find_aux_heads,
+        find_head,
+        head_features,
+        reset_timm_head,
+    )
 
     if hasattr(model, "reset_classifier") and spec.id.startswith("timm:"):
-        model.reset_classifier(num_classes)  # timm knows its own heads best
-        main = find_head(model)
-        _init(model.get_submodule(main))
-        heads = [main, *spec.heads[1:]]
+        reset_timm_head(model, num_classes)  # timm knows its own heads best, headless or not
+        heads = [find_head(model), *find_aux_heads(model)]
+        for head in heads:
+            _init(model.get_submodule(head))
+            if head_features(model, head)[1] != num_classes:  # an aux head timm did not reset
+                adapt_head(model, head, num_classes)
     else:
         heads = spec.heads
         adapt_head(model, heads[0], num_classes)
-    for aux in heads[1:]:
-        adapt_head(model, aux, num_classes)
+        for aux in heads[1:]:
+            adapt_head(model, aux, num_classes)
     spec.heads, spec.num_classes = heads, num_classes
     return spec
 
