@@ -250,3 +250,144 @@ def test_cli_finetune_prints_epoch_lines_then_evaluate_and_predict(colours, tmp_
     image = sorted((colours / "valid/red").glob("*.png"))[0]
     rows = json.loads(run_zoo("predict", str(run), str(image), "--top-k", "1", "--json").stdout)
     assert rows[0]["image"] == str(image) and len(rows[0]["top"]) == 1
+
+
+# --- zoo finetune --resume: paths, NAME and --data, extending, a damaged config.json ---------
+
+CLI_FAST = ["--weights", "none", "--image-size", "32", "--batch-size", "16", "--workers", "0"]
+
+
+def zoo_cli(*args):
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments: str) -> str:
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # no traceback
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def epochs_in(run: Path) -> list[int]:
+    return [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_from_another_working_directory(colours, tmp_path, monkeypatch):
+    import shutil
+
+    start = tmp_path / "start"
+    shutil.copytree(colours, start / "tv")
+    monkeypatch.chdir(start)
+    first = zoo_cli(
+        "finetune", "resnet18", "--data", "tv", "-o", "runs/tv", "--epochs", "1", *CLI_FAST
+    )
+    assert first.exit_code == 0, first.output
+    run = start / "runs" / "tv"
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"] == config["options"]["data"] == str(start / "tv")
+    assert config["options"]["output"] == str(run)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    resumed = zoo_cli("finetune", "--resume", run, "--epochs", "2")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert epochs_in(run) == [1, 2]
+
+
+def test_an_old_relative_data_path_says_what_to_do(colours, tmp_path, monkeypatch):
+    import shutil
+
+    run = tmp_path / "run"
+    zoo.finetune("resnet18", str(colours), output=str(run), epochs=1, **FAST)
+    config = json.loads((run / "config.json").read_text())
+    config["data"] = config["options"]["data"] = "tv"  # as runs recorded it before
+    (run / "config.json").write_text(json.dumps(config))
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(
+        zoo_cli("finetune", "--resume", run, "--epochs", "2"),
+        "records the data folder as 'tv', relative to the folder the run was started in",
+        "pass --data",
+    )
+    shutil.copytree(colours, tmp_path / "moved")
+    resumed = zoo_cli("finetune", "--resume", run, "--epochs", "2", "--data", "moved")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert epochs_in(run) == [1, 2]
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"] == config["options"]["data"] == str(tmp_path / "moved")
+
+
+def test_resume_refuses_another_backbone_or_data_folder(colours, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    zoo.finetune("resnet18", str(colours), output=str(run), epochs=1, **FAST)
+    (tmp_path / "ds").mkdir()
+    before = (run / "config.json").read_text()
+    assert_one_line_error(
+        zoo_cli("finetune", "resnet50", "--resume", run),
+        "--resume takes the backbone from the run's config.json (torchvision:resnet18)",
+        "drop NAME (resnet50)",
+    )
+    assert_one_line_error(
+        zoo_cli("finetune", "--resume", run, "--data", tmp_path / "ds"),
+        f"--resume takes the data folder from the run's config.json ({colours})",
+        "drop --data",
+    )
+    line = assert_one_line_error(
+        zoo_cli("finetune", "--resume", run, "--lr", "0.1", "--no-cache-features"),
+        "--cache-features may be given (got --lr)",
+    )
+    assert "_" not in line.split("only ")[1]  # every option in its CLI spelling
+    assert (run / "config.json").read_text() == before and epochs_in(run) == [1]
+    monkeypatch.chdir(colours.parent)  # the same backbone and folder, spelt differently
+    same = zoo_cli(
+        "finetune", "torchvision:resnet18", "--resume", run, "--data", colours.name, "--epochs", "2"
+    )
+    assert same.exit_code == 0, same.stderr
+    assert epochs_in(run) == [1, 2]
+
+
+def test_extending_a_run_updates_its_config(colours, tmp_path):
+    run = tmp_path / "run"
+    zoo.finetune("resnet18", str(colours), output=str(run), epochs=1, **FAST)
+    nothing = zoo_cli("finetune", "--resume", run)
+    assert nothing.exit_code == 0, nothing.stderr
+    assert f"{run} already ran 1 epoch; pass --epochs 2 or more to extend it" in nothing.stdout
+    extended = zoo_cli("finetune", "--resume", run, "--epochs", "3")
+    assert extended.exit_code == 0, extended.stderr
+    assert json.loads((run / "config.json").read_text())["options"]["epochs"] == 3
+    again = zoo_cli("finetune", "--resume", run)
+    assert again.exit_code == 0, again.stderr
+    assert f"{run} already ran 3 epochs; pass --epochs 4 or more to extend it" in again.stdout
+    assert_one_line_error(
+        zoo_cli("finetune", "--resume", run, "--epochs", "2"),
+        f"{run} already ran 3 epochs, more than --epochs 2; pass --epochs 4 or more",
+    )
+    assert epochs_in(run) == [1, 2, 3]
+    assert json.loads((run / "config.json").read_text())["options"]["epochs"] == 3
+    assert not [p.name for p in run.iterdir() if p.suffix == ".tmp"]
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("{bad", "not valid JSON"),
+        ("{}", "missing or malformed: id, options, data"),
+        ("[1, 2]", "not a JSON object"),
+    ],
+)
+def test_a_damaged_config_is_one_clear_line(finished_run, tmp_path, text, why):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run.run_dir, run)
+    (run / "config.json").write_text(text + "\n")
+    assert_one_line_error(
+        zoo_cli("finetune", "--resume", run, "--epochs", "4"),
+        f"{run / 'config.json'} is damaged ({why}",
+        "restore it from a copy of the run, or start a new run",
+    )

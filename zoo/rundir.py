@@ -14,6 +14,16 @@ from zoo.errors import RunError
 from zoo.runfiles import remove_stale_temporaries, save_torch, write_json
 
 RUN_FILES = ("config.json", "metrics.jsonl", "best.pt", "last.pt", "summary.json", "curves.png")
+# What a resume reads from config.json, and the JSON type each must have.
+CONFIG_FIELDS = {
+    "id": str,
+    "options": dict,
+    "data": str,
+    "class_names": list,
+    "num_classes": int,
+    "weights": dict,
+    "preprocessing": dict,
+}
 
 
 def default_output(arch: str, root: str | Path = "runs") -> Path:
@@ -74,7 +84,23 @@ class RunDir:
         write_json(self.file("config.json"), config)
 
     def read_config(self) -> dict:
-        return json.loads(self.file("config.json").read_text())
+        """config.json, checked enough to resume from; RunError if it is damaged."""
+        try:
+            record = json.loads(self.file("config.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise self._damaged(f"not valid JSON: {exc}") from None
+        if not isinstance(record, dict):
+            raise self._damaged("not a JSON object")
+        wrong = [k for k, kind in CONFIG_FIELDS.items() if not isinstance(record.get(k), kind)]
+        if wrong:
+            raise self._damaged(f"missing or malformed: {', '.join(wrong)}")
+        return record
+
+    def _damaged(self, why: str) -> RunError:
+        return RunError(
+            f"{self.file('config.json')} is damaged ({why}); restore it from a copy of "
+            "the run, or start a new run"
+        )
 
     def metrics(self) -> list[dict]:
         path = self.file("metrics.jsonl")

@@ -80,15 +80,23 @@ class Session:
         return self
 
     @classmethod
-    def resume(cls, run: RunDir, overrides: dict, reporter: Reporter) -> Session:
+    def resume(
+        cls,
+        run: RunDir,
+        record: dict,
+        config: TrainConfig,
+        reporter: Reporter,
+        epochs: int | None = None,
+    ) -> Session:
+        """Continue ``run`` (its checked ``record``) with ``config``; ``epochs``: --epochs."""
         from zoo.models import create
 
-        record = run.read_config()
-        config = TrainConfig.from_dict({**record["options"], **overrides}).check()
         if not run.file("last.pt").is_file():  # killed before its first save: start it over
             return cls.start(config, reporter, run=run)
         self = cls(config, reporter)
         self.run = run
+        state = run.read_last()
+        self._check_epochs(state["progress"]["epoch"], epochs)
         self._choose_device()
         self._load_data(Path(record["data"]))
         if self.classes != record["class_names"]:
@@ -106,16 +114,22 @@ class Session:
         )
         self.build_kwargs = record["weights"].get("build_kwargs") or {}
         self.preprocessing = Preprocessing.from_dict(record["preprocessing"])
-        state = run.read_last()
         self.model.load_state_dict(state["model"])
         self._prepare()
         self._restore(state)
-        if overrides.get("epochs") is None and self.progress.epoch >= config.epochs:
-            reporter.note(
-                f"{run.path} already ran {config.epochs} epochs; pass a larger "
-                "--epochs to continue it"
-            )
+        # Rank 0 records what the run now runs with: an extended run says so in config.json.
+        self._write(lambda: run.write_config({**record, "options": config.to_dict()}))
         return self
+
+    def _check_epochs(self, done: int, asked: int | None) -> None:
+        """Refuse to shorten a run; say so when there is nothing left to run."""
+        ran = f"{self.run.path} already ran {done} epoch{'s' if done != 1 else ''}"
+        extend = f"pass --epochs {done + 1} or more to extend it"
+        if asked is not None and asked < done:
+            raise RunError(f"{ran}, more than --epochs {asked}; {extend}")
+        if done >= self.config.epochs:
+            self.config.epochs = done  # a config.json from before runs were extended in it
+            self.reporter.note(f"{ran}; {extend}")
 
     def _data_folder(self) -> Path:
         if self.config.data is not None:
