@@ -57,6 +57,13 @@ def test_list_text():
     assert "torchvision:resnet34" in result.output and "IMAGENET1K_V1" in result.output
 
 
+def test_list_with_a_source_no_package_provides_is_one_clear_line():
+    result = invoke("list", "--source", "bogus")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.strip() == "Error: unknown source 'bogus'; sources: torchvision, timm"
+    assert invoke("list", "--source", "timm", "resnet34").exit_code == 0
+
+
 def test_info_json_has_the_contract_keys():
     data = json.loads(invoke("info", "resnet34", "--json").output)
     assert set(data) >= INFO_KEYS

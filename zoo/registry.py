@@ -197,7 +197,12 @@ class Registry:
     def list(
         self, patterns=(), source: str | None = None, pretrained: bool = False
     ) -> list[Backbone]:
-        """Backbones matching any fnmatch pattern (all if none), optionally by source."""
+        """Backbones matching any fnmatch pattern (all if none), optionally by source (one
+        that no installed package provides is an UnknownBackboneError listing the sources)."""
+        if source and source not in self.by_source:
+            raise UnknownBackboneError(
+                f"unknown source '{source}'; sources: {', '.join(self.sources())}"
+            )
         out = []
         for b in self.all():
             if source and b.source != source:
