@@ -34,7 +34,7 @@ class ZooGroup(click.Group):
 def _one_line(exc: Exception) -> str:
     """A ZooError's own message; for an OSError (an output folder that cannot be created, a
     file that cannot be written or read) the system's reason and the path."""
-    if not isinstance(exc, OSError) or isinstance(exc, ZooError):
+    if not isinstance(exc, OSError):
         return str(exc)
     path = f": {exc.filename}" if exc.filename else ""
     return f"{exc.strerror or exc}{path}; check the path and its permissions (--debug: traceback)"

@@ -7,6 +7,7 @@ changes (or zoo's built-in plugins do), and ``zoo list --refresh`` rebuilds it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -72,14 +73,10 @@ class Index:
     def save(self) -> None:
         if not self.dirty:
             return
-        path = index_path()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.data))
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only home only costs speed
+        from zoo.runfiles import atomic_write_bytes
+
+        with contextlib.suppress(OSError):  # a read-only home only costs speed
+            atomic_write_bytes(index_path(), json.dumps(self.data).encode())
         self.dirty = False
 
 

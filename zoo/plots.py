@@ -12,8 +12,6 @@ folder, then ``os.replace``), so a killed run never leaves half a PNG.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -261,23 +259,15 @@ def _shorten(name: str) -> str:
 
 
 def _save_atomic(fig, path: str | Path) -> Path:
-    """Render ``fig`` to PNG at ``path`` via a temporary file in the same folder."""
+    """Render ``fig`` to PNG at ``path``, written atomically like every run file."""
+    import io
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from zoo.runfiles import atomic_write_bytes
+
     FigureCanvasAgg(fig)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            # mkstemp makes the file private (0600); a plot is meant to be shared like any file.
-            os.fchmod(handle.fileno(), 0o644)
-            fig.savefig(handle, format="png", dpi=DPI, facecolor="white")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=DPI, facecolor="white")
+    atomic_write_bytes(path, png.getvalue())
+    return Path(path)
