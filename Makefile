@@ -24,7 +24,7 @@ demo: install
 	rm -rf $(DEMO_RUN)
 	$(BIN)/zoo finetune resnet18 --weights none --epochs 6 --lr 0.01 --image-size 64 \
 		--batch-size 32 -o $(DEMO_RUN)
-	shapes=$$($(BIN)/python -m zoo.datasets) && \
+	shapes=$$($(BIN)/python -c 'import zoo.data; print(zoo.data.embedded_dataset())') && \
 	$(BIN)/zoo evaluate $(DEMO_RUN) --data $$shapes/valid && \
 	$(BIN)/zoo predict $(DEMO_RUN) $$shapes/valid/*/*_000.jpg --top-k 2
 

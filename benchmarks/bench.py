@@ -43,7 +43,7 @@ def make_data(root: Path, per_class: int, size: int) -> Path:
     learns this within a few epochs, so both loops' accuracies mean something."""
     from PIL import Image
 
-    from zoo.datasets import draw_shape
+    from zoo.data import draw_shape
 
     for part, count, offset in (("train", per_class, 0), ("valid", per_class // 2, 50_000)):
         for k, c in enumerate(CLASSES):

@@ -5,7 +5,7 @@ the device, so the figure is the training step alone, not the input pipeline. Me
 the same model, batch and optimizer: as zoo runs it (``--precision auto``: bf16 autocast on GPUs
 that have it, fp16 with a gradient scaler on older ones, fp32 on a CPU without native bf16;
 ``channels_last``), and in plain fp32 NCHW, as the seeds' loop runs. The step is zoo's own
-(``zoo.loop.train_epoch``). Prints the device's name with the figures.
+(``zoo.compute.train_epoch``). Prints the device's name with the figures.
 
     python benchmarks/throughput.py
     python benchmarks/throughput.py --arch resnet18 --image-size 64 --batch-size 16 --device cpu
@@ -38,10 +38,9 @@ def measure(
     import torch
 
     import zoo
-    from zoo import loop
-    from zoo.devices import memory_format, prepare_backends, resolve_precision
-    from zoo.optim import build_optimizer
-    from zoo.options import TrainConfig
+    from zoo import compute
+    from zoo.compute import memory_format, prepare_backends, resolve_precision
+    from zoo.training import TrainConfig, build_optimizer
 
     torch.manual_seed(0)
     prepare_backends(device)
@@ -57,7 +56,7 @@ def measure(
         torch.cuda.reset_peak_memory_stats(device)
 
     def run(count: int) -> None:
-        loop.train_epoch(
+        compute.train_epoch(
             model,
             [(images, targets)] * count,
             optimizer,
@@ -118,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     o = parser.parse_args(argv)
     import torch
 
-    from zoo.devices import resolve_device
+    from zoo.compute import resolve_device
 
     device = resolve_device(o.device)
     results = {

@@ -55,7 +55,7 @@ def measure(path: str) -> dict:
 def _write_checkpoints(folder: Path) -> list[Path]:
     import torch
 
-    from zoo.runfiles import save_safetensors, save_torch
+    from zoo.files import save_safetensors, save_torch
 
     torch.manual_seed(0)
     state = {k: torch.randn_like(v) for k, v in _model().state_dict().items()}

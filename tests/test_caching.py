@@ -8,8 +8,7 @@ from images import make_image_folder
 
 import zoo
 from zoo.checkpoints import read_checkpoint
-from zoo.progress import Reporter
-from zoo.seeding import seed_everything
+from zoo.training import Reporter, seed_everything
 
 FAST = {
     "weights": "none",
@@ -100,7 +99,7 @@ def test_the_disk_cache_is_reused_and_rebuilt_when_the_freeze_point_or_weights_c
 
 
 def zoo_home():
-    from zoo.index import zoo_home
+    from zoo.env import zoo_home
 
     return zoo_home()
 

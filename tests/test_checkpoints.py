@@ -17,7 +17,7 @@ import torchvision
 
 from zoo.checkpoints import extract_state_dict, read_checkpoint, read_state_dict
 from zoo.errors import CheckpointError, UnsafeCheckpointError, WeightsNotFoundError, ZooError
-from zoo.runfiles import append_jsonl, atomic_write_bytes, save_safetensors, save_torch, write_json
+from zoo.files import append_jsonl, atomic_write_bytes, save_safetensors, save_torch, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -261,7 +261,7 @@ def test_concurrent_writers_never_collide(tmp_path):
     script = textwrap.dedent(
         """
         import sys
-        from zoo.runfiles import append_jsonl, atomic_write_bytes, write_json
+        from zoo.files import append_jsonl, atomic_write_bytes, write_json
         folder, me = sys.argv[1], int(sys.argv[2])
         for i in range(30):
             write_json(f"{folder}/shared.json", {"writer": me, "i": i, "pad": "x" * 5000})

@@ -24,7 +24,7 @@ from test_weights import (
 import zoo
 from zoo.checkpoints import read_checkpoint
 from zoo.cli import cli
-from zoo.runfiles import save_safetensors, save_torch
+from zoo.files import save_safetensors, save_torch
 
 REPORT_KEYS = {"loaded", "missing", "unexpected", "shape_mismatched", "renamed", "coverage"}
 

@@ -1,4 +1,4 @@
-"""zoo.data, zoo.images and zoo.datasets on real image files written into tmp_path."""
+"""zoo.data on real image files written into tmp_path: folders, decoding, the embedded dataset."""
 
 from __future__ import annotations
 
@@ -21,16 +21,20 @@ from tests.images import (
     write_truncated,
 )
 from zoo.data import (
+    CLASSES,
+    COUNTS,
+    NAME,
     ImageDataset,
+    Preprocessing,
     build_transform,
     drop_unreadable,
+    embedded_dataset,
+    find_unreadable,
+    load_rgb,
     scan_eval_folder,
     scan_image_folder,
 )
-from zoo.datasets import CLASSES, COUNTS, NAME, embedded_dataset
 from zoo.errors import DataError
-from zoo.images import find_unreadable, load_rgb
-from zoo.preprocessing import Preprocessing
 
 PETS = ["cat", "dog", "fox"]
 
@@ -378,7 +382,7 @@ def test_image_dataset_names_a_file_that_went_bad(tmp_path):
 
 def test_importing_zoo_data_stays_cheap():
     code = (
-        "import sys, zoo.data, zoo.images, zoo.datasets; "
+        "import sys, zoo.data; "
         "print(sorted({'torch', 'PIL'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,10 +1,10 @@
-"""Choosing the device, precision and memory layout of a run (zoo.devices)."""
+"""Choosing the device, precision and memory layout of a run (zoo.compute)."""
 
 import pytest
 import torch
 from torch import nn
 
-from zoo.devices import (
+from zoo.compute import (
     cpu_has_native_bf16,
     memory_format,
     prepare_backends,

@@ -10,8 +10,8 @@ import sys
 import pytest
 from images import make_image_folder
 
-from zoo.evaluation import evaluate
-from zoo.sampling import EpochSampler
+from zoo.data import EpochSampler
+from zoo.runs import evaluate
 
 
 def test_ranks_see_disjoint_training_shards_that_change_across_epochs():

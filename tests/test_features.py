@@ -11,9 +11,9 @@ import textwrap
 import pytest
 import torch
 
-from zoo.features import (
+from zoo.errors import FeatureStoreError
+from zoo.training.cache import (
     FeatureStore,
-    FeatureStoreError,
     cache_folder,
     cache_key,
     file_signature,
@@ -206,7 +206,7 @@ def test_a_damaged_store_is_not_opened(tmp_path):
 
 KILLED_WRITER = """
 import os, sys, torch
-from zoo.features import FeatureStore
+from zoo.training.cache import FeatureStore
 store = FeatureStore.create(10, [(4, 3, 3), (6,)], cap_bytes=0, folder=sys.argv[1])
 store.put(range(6), [torch.ones(6, 4, 3, 3), torch.ones(6, 6)])
 os.kill(os.getpid(), 9)
@@ -232,7 +232,7 @@ def test_training_on_cached_features_gives_the_model_training_without_them_gives
     import copy
 
     import zoo
-    from zoo.split import split_frozen_prefix
+    from zoo.training.cache import split_frozen_prefix
 
     torch.manual_seed(0)
     cached = zoo.create(tiny, num_classes=3, weights=None, freeze_until="1")

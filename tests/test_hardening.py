@@ -113,7 +113,7 @@ KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
 
 
 def test_resume_removes_only_the_temporaries_of_dead_writers(tmp_path):
-    from zoo.runfiles import remove_stale_temporaries
+    from zoo.files import remove_stale_temporaries
 
     gone = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
@@ -388,7 +388,7 @@ def test_a_path_the_system_refuses_is_one_clear_line_naming_it(command, data, en
 
 
 def test_a_head_larger_than_the_classes_found_evaluates_and_predicts(data, tmp_path):
-    from zoo.evaluation import evaluate, predict
+    from zoo.runs import evaluate, predict
 
     run = zoo.finetune(
         "resnet18",

@@ -11,12 +11,16 @@ from images import make_image_folder
 from test_caching import FAST, Notes, weights
 
 import zoo
-from zoo.data import build_transform, normalize_batch, scan_image_folder
-from zoo.imagecache import plan_image_cache
-from zoo.images import load_rgb
-from zoo.loaders import make_loaders
-from zoo.options import TrainConfig
-from zoo.preprocessing import Preprocessing
+from zoo.data import (
+    Preprocessing,
+    build_transform,
+    load_rgb,
+    make_loaders,
+    normalize_batch,
+    scan_image_folder,
+)
+from zoo.training import TrainConfig
+from zoo.training.cache import plan_image_cache
 
 PRE = Preprocessing(input_size=(3, 24, 24))
 CPU = torch.device("cpu")

@@ -6,7 +6,7 @@ import sys
 
 from conftest import run_zoo
 
-from zoo import index
+from zoo.registry import _index as index
 
 PROBE = (
     "import sys, zoo; rows = zoo.list_backbones(['resnet34']); "

@@ -1,4 +1,4 @@
-"""zoo.plots: curves and confusion matrices land as real PNG files, atomically."""
+"""zoo.runs plots: curves and confusion matrices land as real PNG files, atomically."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo.plots import plot_confusion, plot_curves
+from zoo.runs import plot_confusion, plot_curves
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,7 +125,7 @@ def test_failed_save_leaves_no_temporary_file(tmp_path, monkeypatch):
 def test_plotting_leaves_pyplot_and_the_backend_alone(tmp_path):
     code = (
         "import sys, matplotlib; matplotlib.use('svg');"
-        "from zoo.plots import plot_curves, plot_confusion;"
+        "from zoo.runs import plot_curves, plot_confusion;"
         f"plot_curves({_rows(2)!r}, {str(tmp_path / 'a.png')!r});"
         f"plot_confusion([[1, 0], [0, 1]], ['a', 'b'], {str(tmp_path / 'b.png')!r});"
         "assert 'matplotlib.pyplot' not in sys.modules;"
@@ -136,5 +136,5 @@ def test_plotting_leaves_pyplot_and_the_backend_alone(tmp_path):
 
 
 def test_importing_plots_does_not_import_matplotlib():
-    code = "import sys, zoo.plots; assert 'matplotlib' not in sys.modules"
+    code = "import sys, zoo.runs; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 import zoo
-from zoo.split import NotSplittable, split_frozen_prefix
+from zoo.errors import NotSplittable
+from zoo.training.cache import split_frozen_prefix
 
 # (backbone, freeze point, image size, boundary shapes): small images, batches of two.
 CASES = [
@@ -285,7 +286,7 @@ def test_importing_split_and_features_imports_no_torch():
     import sys
 
     code = (
-        "import sys, zoo.split, zoo.features; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
+        "import sys, zoo.training.cache; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

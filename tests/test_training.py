@@ -14,8 +14,8 @@ from images import make_image_folder, write_image, write_not_an_image, write_tru
 
 import zoo
 from zoo.checkpoints import read_checkpoint
-from zoo.datasets import draw_shape
-from zoo.evaluation import evaluate, predict
+from zoo.data import draw_shape
+from zoo.runs import evaluate, predict
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 

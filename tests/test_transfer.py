@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 from zoo.errors import TransferError
-from zoo.runfiles import save_safetensors, save_torch
+from zoo.files import save_safetensors, save_torch
 from zoo.transfer import TransferReport, transfer
 
 

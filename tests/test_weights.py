@@ -22,7 +22,7 @@ from timm.models._hub import HF_SAFE_WEIGHTS_NAME
 import zoo
 from zoo import plugins
 from zoo.errors import CheckpointError, UnsafeCheckpointError, WeightsError, WeightsNotFoundError
-from zoo.runfiles import save_torch
+from zoo.files import save_torch
 
 TV_FILE = os.path.basename(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url)
 TIMM_REPO = timm.models.get_pretrained_cfg("resnet18.a1_in1k").hf_hub_id

@@ -20,8 +20,8 @@ from zoo.transfer import TransferReport, transfer
 __version__ = "0.1.0"
 
 _LAZY = {
-    "list_backbones": "zoo.api",
-    "info": "zoo.api",
+    "list_backbones": "zoo.registry",
+    "info": "zoo.models",
     "create": "zoo.models",
     "freeze": "zoo.freezing",
     "finetune": "zoo.training",

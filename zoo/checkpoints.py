@@ -1,7 +1,7 @@
 """Reading checkpoints safely: nothing a file contains is ever executed.
 
 Every checkpoint is read with ``safetensors`` or ``torch.load(weights_only=True)``; writing
-run files lives in ``zoo.runfiles``.
+run files lives in ``zoo.files``.
 """
 
 from __future__ import annotations

@@ -80,11 +80,13 @@ def list_command(patterns, source, pretrained, cached, refresh, as_json):
     zoo list 'timm:convnext*' --pretrained
     zoo list --cached --json
     """
-    from zoo import api, index
+    from zoo import registry
 
     if refresh:
-        index.clear()
-    rows = api.list_backbones(list(patterns), source=source, pretrained=pretrained, cached=cached)
+        registry.clear_index()
+    rows = registry.list_backbones(
+        list(patterns), source=source, pretrained=pretrained, cached=cached
+    )
     if as_json:
         return emit_json(rows)
     if not rows:
@@ -108,9 +110,9 @@ def info(name, as_json):
     zoo info resnet34
     zoo info timm:convnext_tiny --json
     """
-    from zoo import api
+    from zoo import models
 
-    data = api.info(name)
+    data = models.info(name)
     if as_json:
         return emit_json(data)
     head = data["head"]
@@ -225,11 +227,11 @@ def transfer(
     zoo transfer ckpt.safetensors --into resnet34 --prefix backbone. --min-coverage 0.9
     zoo transfer tf.pth --into resnet34 --map '^net\\.=' --strict --json
     """
-    from zoo import api
+    from zoo import models
     from zoo.errors import TransferError
 
     try:
-        report = api.transfer_checkpoint(
+        report = models.transfer_checkpoint(
             source_weights,
             into,
             num_classes=num_classes,
@@ -358,8 +360,8 @@ def finetune(name, resume, **options):
     The run directory holds config.json, metrics.jsonl, best.pt, last.pt, summary.json and
     curves.png. Ctrl-C saves and prints the resume command.
     """
-    from zoo.progress import reporter_for
     from zoo.training import finetune as run_finetune
+    from zoo.training import reporter_for
 
     given = {k: v for k, v in options.items() if v is not None}
     run_finetune(name, given.pop("data", None), resume=resume, reporter=reporter_for(), **given)
@@ -389,7 +391,7 @@ def evaluate(run, data, batch_size, device, workers, png, as_json):
     zoo evaluate runs/resnet34-20261122-101500 --data ./pets/valid
     zoo evaluate runs/resnet34-20261122-101500/best.pt --data ./pets/test --json
     """
-    from zoo.evaluation import evaluate as run_evaluate
+    from zoo.runs import evaluate as run_evaluate
 
     report = run_evaluate(run, data, batch_size=batch_size, device=device, workers=workers, png=png)
     if as_json:
@@ -416,7 +418,7 @@ def predict(run, images, top_k, device, as_json):
     zoo predict runs/resnet34-20261122-101500 cat.jpg dog.png
     zoo predict runs/resnet34-20261122-101500/best.pt *.jpg --top-k 1 --json
     """
-    from zoo.evaluation import predict as run_predict
+    from zoo.runs import predict as run_predict
 
     rows = run_predict(run, list(images), top_k=top_k, device=device)
     if as_json:

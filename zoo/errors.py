@@ -57,3 +57,32 @@ class RunError(ZooError):
 
 class TrainingError(ZooError):
     """Training that had to stop (a NaN or infinite loss, a bad option)."""
+
+
+class NonFiniteLoss(TrainingError):
+    """The loss became NaN or infinite."""
+
+
+class Interrupted(TrainingError):
+    """Ctrl-C: the run stopped; last.pt holds the last finished epoch."""
+
+    exit_code = 130
+
+    def __init__(self, run_dir, epoch: int) -> None:
+        super().__init__(
+            f"interrupted; {run_dir}/last.pt holds epoch {epoch}. Resume with: "
+            f"zoo finetune --resume {run_dir}"
+        )
+
+
+class FeatureStoreError(ZooError):
+    """Features that cannot be stored or read back as asked."""
+
+
+class NotSplittable(ZooError):
+    """The model has no frozen prefix worth caching; the message says why."""
+
+
+class StopRequested(Exception):  # noqa: N818 - a signal between zoo's own layers, not an error
+    """Ctrl-C arrived; the step in flight finished. Not a ZooError: the trainer turns it into
+    Interrupted."""

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from dataclasses import dataclass
 
 import pluggy
 
 from zoo import hookspecs
+from zoo.env import flag
 from zoo.errors import PluginError
 
 log = logging.getLogger("zoo")
@@ -54,7 +54,7 @@ def load_plugins() -> None:
     _loaded = True
     for name, module_name in DEFAULT_PLUGINS:
         register(importlib.import_module(module_name), name, builtin=True)
-    if os.environ.get("ZOO_NO_PLUGINS"):
+    if flag("ZOO_NO_PLUGINS"):
         return
     from importlib.metadata import entry_points
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import ZooError
+from zoo.errors import NotSplittable
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -39,10 +39,6 @@ RANDOM_FUNCTIONS = {
 }  # fmt: skip
 PROBABILITY_ARGS = ("p", "drop_prob", "drop_rate")
 TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
-
-
-class NotSplittable(ZooError):
-    """The model has no frozen prefix worth caching; the message says why."""
 
 
 @dataclass

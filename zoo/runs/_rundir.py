@@ -1,6 +1,6 @@
 """The run directory: config.json, metrics.jsonl, best.pt, last.pt, summary.json, curves.png.
 
-Every file is written atomically (``zoo.runfiles``), so a killed run leaves whole files.
+Every file is written atomically (``zoo.files``), so a killed run leaves whole files.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from zoo.errors import RunError
-from zoo.runfiles import remove_stale_temporaries, save_torch, write_json
+from zoo.files import remove_stale_temporaries, save_torch, write_json
 
 RUN_FILES = ("config.json", "metrics.jsonl", "best.pt", "last.pt", "summary.json", "curves.png")
 # What a resume reads from config.json, and the JSON type each must have.
@@ -110,7 +110,7 @@ class RunDir:
 
     def write_metrics(self, rows: list[dict]) -> None:
         """Rewrite metrics.jsonl with ``rows`` (a small file, written whole each epoch)."""
-        from zoo.runfiles import atomic_write_bytes
+        from zoo.files import atomic_write_bytes
 
         text = "".join(json.dumps(row) + "\n" for row in rows)
         atomic_write_bytes(self.file("metrics.jsonl"), text.encode())
@@ -130,7 +130,7 @@ class RunDir:
         write_json(self.file("summary.json"), summary)
 
     def draw_curves(self, rows: list[dict], title: str) -> None:
-        from zoo.plots import plot_curves
+        from zoo.runs._plots import plot_curves
 
         plot_curves(rows, self.file("curves.png"), title=title)
 

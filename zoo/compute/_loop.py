@@ -7,23 +7,15 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from zoo.errors import TrainingError
+from zoo.errors import NonFiniteLoss, StopRequested
 
 if TYPE_CHECKING:
     import torch
 
-    from zoo.devices import Precision
+    from zoo.compute._devices import Precision
 
 # The auxiliary-loss weights torchvision's reference recipes use.
 AUX_WEIGHTS = {1: 0.4, 2: 0.3}
-
-
-class NonFiniteLoss(TrainingError):
-    """The loss became NaN or infinite."""
-
-
-class StopRequested(Exception):
-    """Ctrl-C arrived; the step in flight finished."""
 
 
 @dataclass
@@ -98,7 +90,7 @@ def train_epoch(
 ) -> PhaseResult:
     """Train ``model`` over ``loader``'s (inputs, targets) once; raises NonFiniteLoss, or
     StopRequested after the step in flight when ``stop()`` turns true. Inputs are images, or
-    tuples of cached features for a suffix model (``zoo.caching``)."""
+    tuples of cached features for a suffix model (``zoo.training.cache``)."""
     import time
 
     model.train()

@@ -46,7 +46,7 @@ def setup(dist: Dist, device_spec: str) -> torch.device:
     import torch
     import torch.distributed as td
 
-    from zoo.devices import resolve_device
+    from zoo.compute import resolve_device
 
     device = resolve_device(device_spec)
     if device.type == "cuda":

@@ -6,12 +6,12 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from zoo.options import TrainConfig
-    from zoo.preprocessing import Preprocessing
+    from zoo.data._preprocessing import Preprocessing
+    from zoo.training import TrainConfig
 
 
 class Loaders:
-    """Train and valid DataLoaders over epoch-seeded samplers (``zoo.sampling``)."""
+    """Train and valid DataLoaders over epoch-seeded samplers (``zoo.data._sampling``)."""
 
     def __init__(self, train, valid) -> None:
         self.train, self.valid = train, valid
@@ -31,12 +31,12 @@ def make_loaders(
     raw: tuple[str, ...] = (),
 ) -> Loaders:
     """Train and valid loaders of normalised images; the parts named in ``raw`` ("train",
-    "valid") yield uint8 pixels instead, for ``zoo.imagecache``."""
+    "valid") yield uint8 pixels instead, for the pixel cache (``zoo.training.cache``)."""
     import torch
     from torch.utils.data import DataLoader
 
-    from zoo.data import ImageDataset, build_transform
-    from zoo.sampling import EpochSampler, seeded_dataset
+    from zoo.data._sampling import EpochSampler, seeded_dataset
+    from zoo.data._transforms import ImageDataset, build_transform
 
     workers = default_workers() if config.workers is None else config.workers
     common = {

@@ -17,16 +17,18 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from zoo.env import number
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     import torch
 
-    from zoo.devices import Precision
-    from zoo.features import FeatureStore
-    from zoo.options import TrainConfig
-    from zoo.preprocessing import Preprocessing
-    from zoo.split import Split
+    from zoo.compute import Precision
+    from zoo.data import Preprocessing
+    from zoo.training._config import TrainConfig
+    from zoo.training.cache._split import Split
+    from zoo.training.cache._store import FeatureStore
 
 CAP_ENV = "ZOO_FEATURE_CACHE_MB"  # RAM the cache may take before it goes to half precision
 
@@ -48,8 +50,8 @@ class FeatureCache:
         yet stored."""
         import torch
 
-        from zoo.loaders import batch_indices
-        from zoo.loop import autocast, to_device
+        from zoo.compute import autocast, to_device
+        from zoo.data import batch_indices
 
         offset = 0 if part == "train" else self.n_train
         rows = [torch.tensor(batch) + offset for batch in batch_indices(loader)]
@@ -85,8 +87,9 @@ def plan_cache(
         return None, f"not caching features: {why_not}"
     import torch
 
-    from zoo.features import FeatureStore, cache_folder, cache_key, file_signature
-    from zoo.split import NotSplittable, split_frozen_prefix
+    from zoo.errors import NotSplittable
+    from zoo.training.cache._split import split_frozen_prefix
+    from zoo.training.cache._store import FeatureStore, cache_folder, cache_key, file_signature
 
     _, height, width = pre.input_size
     example = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(0))
@@ -144,8 +147,9 @@ def prefix_identity(split: Split) -> str:
 
 def cap_bytes() -> int:
     """$ZOO_FEATURE_CACHE_MB, else a quarter of the machine's memory, at most 4 GB."""
-    if os.environ.get(CAP_ENV):
-        return int(float(os.environ[CAP_ENV]) * 1e6)
+    megabytes = number(CAP_ENV)
+    if megabytes is not None:
+        return int(megabytes * 1e6)
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):

@@ -11,7 +11,7 @@ from zoo.errors import DataError, RunError
 if TYPE_CHECKING:
     from torch import nn
 
-    from zoo.preprocessing import Preprocessing
+    from zoo.data import Preprocessing
 
 
 @dataclass
@@ -29,9 +29,9 @@ def load_trained(run_or_checkpoint: str | Path, device: str = "auto") -> Trained
 
     >>> trained = load_trained("runs/resnet34-20261122-101500")
     """
-    from zoo.devices import resolve_device
+    from zoo.compute import resolve_device
     from zoo.models import create
-    from zoo.preprocessing import Preprocessing
+    from zoo.data import Preprocessing
     from zoo.weights import resolve_file
 
     path = Path(run_or_checkpoint)
@@ -80,17 +80,17 @@ def evaluate(
     """Loss, accuracy, per-class accuracy and confusion matrix on ``data/<class>/*``; the
     matrix is also drawn to ``png`` (default: beside the checkpoint, named after ``data``).
 
-    >>> zoo.evaluation.evaluate("runs/resnet34-20261122-101500", "pets/valid")["accuracy"]
+    >>> zoo.runs.evaluate("runs/resnet34-20261122-101500", "pets/valid")["accuracy"]
     0.93
     """
     from torch.utils.data import DataLoader
 
-    from zoo import loop
+    from zoo import compute
     from zoo.data import ImageDataset, build_transform, scan_eval_folder
-    from zoo.devices import resolve_precision
-    from zoo.images import find_unreadable
-    from zoo.loaders import default_workers
-    from zoo.plots import plot_confusion
+    from zoo.compute import resolve_precision
+    from zoo.data import find_unreadable
+    from zoo.data import default_workers
+    from zoo.runs._plots import plot_confusion
 
     trained = load_trained(run_or_checkpoint, device)
     samples = scan_eval_folder(data, trained.classes)
@@ -101,7 +101,7 @@ def evaluate(
     workers = default_workers() if workers is None else workers
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     device_ = next(trained.model.parameters()).device
-    result = loop.evaluate(
+    result = compute.evaluate(
         trained.model,
         loader,
         device=device_,
@@ -139,13 +139,13 @@ def predict(
 ) -> list[dict]:
     """The ``top_k`` classes with probabilities for each image, in the order given.
 
-    >>> zoo.evaluation.predict("runs/resnet34-20261122-101500", ["cat.jpg"], top_k=1)
+    >>> zoo.runs.predict("runs/resnet34-20261122-101500", ["cat.jpg"], top_k=1)
     [{'image': 'cat.jpg', 'top': [{'class': 'cat', 'probability': 0.98}]}]
     """
     import torch
 
     from zoo.data import build_transform
-    from zoo.images import find_unreadable, load_rgb
+    from zoo.data import find_unreadable, load_rgb
 
     unreadable = find_unreadable(images)
     if unreadable:

@@ -24,8 +24,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import ZooError
-from zoo.runfiles import process_alive
+from zoo.errors import FeatureStoreError
+from zoo.files import process_alive
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -35,10 +35,6 @@ if TYPE_CHECKING:
 FORMAT = 1  # bump when the layout on disk or the key's meaning changes
 META = "meta.json"
 FP16_MAX = 65504.0  # float16's largest finite value
-
-
-class FeatureStoreError(ZooError):
-    """Features that cannot be stored or read back as asked."""
 
 
 def cache_key(
@@ -104,7 +100,7 @@ def weights_identity(model, seed: int) -> str:
 
 def cache_folder(key: str) -> Path:
     """Where the disk store of ``key`` lives: ``$ZOO_HOME/features/<key>``."""
-    from zoo.index import zoo_home
+    from zoo.env import zoo_home
 
     return zoo_home() / "features" / key
 

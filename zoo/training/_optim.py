@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-    from zoo.options import TrainConfig
+    from zoo.training._config import TrainConfig
 
 
 def build_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:

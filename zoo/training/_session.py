@@ -6,14 +6,14 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo import distributed, loop
-from zoo.errors import DataError, RunError, TrainingError
-from zoo.loaders import make_loaders
-from zoo.options import TrainConfig
-from zoo.preprocessing import Preprocessing
-from zoo.progress import Reporter
-from zoo.rundir import RunDir
-from zoo.seeding import restore_rng, rng_state, seed_everything
+from zoo import compute
+from zoo.data import Preprocessing, make_loaders
+from zoo.errors import DataError, Interrupted, RunError, StopRequested
+from zoo.runs import RunDir
+from zoo.training import _distributed as distributed
+from zoo.training._config import TrainConfig
+from zoo.training._progress import Reporter
+from zoo.training._seeding import restore_rng, rng_state, seed_everything
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Session:
     def start(cls, config: TrainConfig, reporter: Reporter, run: RunDir | None = None) -> Session:
         """A new run; every check that can fail comes before its directory is made."""
         from zoo.models import create
-        from zoo.training import config_record, new_run_dir
+        from zoo.training._finetune import config_record, new_run_dir
 
         self = cls(config, reporter)
         if run is None and config.output:
@@ -134,7 +134,7 @@ class Session:
     def _data_folder(self) -> Path:
         if self.config.data is not None:
             return Path(self.config.data)
-        from zoo.datasets import embedded_dataset
+        from zoo.data import embedded_dataset
 
         path = embedded_dataset()
         self.reporter.note(f"no --data given: using the embedded shapes dataset in {path}")
@@ -160,7 +160,7 @@ class Session:
             )
 
     def _choose_device(self) -> None:
-        from zoo.devices import resolve_device, resolve_precision
+        from zoo.compute import resolve_device, resolve_precision
 
         if self.dist.enabled:
             self.device = distributed.setup(self.dist, self.config.device)
@@ -172,10 +172,10 @@ class Session:
         """Device, precision, loaders, optimizer and scheduler."""
         import torch
 
-        from zoo.caching import plan_cache
-        from zoo.devices import memory_format, prepare_backends
-        from zoo.imagecache import plan_image_cache
-        from zoo.optim import build_optimizer, build_scheduler
+        from zoo.compute import memory_format, prepare_backends
+        from zoo.training._optim import build_optimizer, build_scheduler
+        from zoo.training.cache._features import plan_cache
+        from zoo.training.cache._pixels import plan_image_cache
 
         config = self.config
         prepare_backends(self.device)
@@ -245,13 +245,13 @@ class Session:
     # ------------------------------------------------------------------ training
 
     def fit(self):
-        from zoo.training import FinetuneResult
+        from zoo.training._finetune import FinetuneResult
 
         previous = _catch_sigint(self)
         try:
             while self.progress.epoch < self.config.epochs and not self._patience_ran_out():
                 self._run_epoch(self.progress.epoch + 1)
-        except loop.StopRequested:
+        except StopRequested:
             raise Interrupted(self.run.path, self.progress.epoch) from None
         finally:
             signal.signal(signal.SIGINT, previous) if previous is not None else None
@@ -268,7 +268,7 @@ class Session:
         return False
 
     def _run_epoch(self, epoch: int) -> None:
-        from zoo.optim import step_scheduler
+        from zoo.training._optim import step_scheduler
 
         seed_everything(self.config.seed, epoch)  # dropout and anything else in the model
         self.loaders.set_epoch(epoch)
@@ -291,7 +291,7 @@ class Session:
             if "valid" in self.images.parts:
                 valid_batches = self.images.batches(valid_batches, part="valid")
         with self.reporter.phase("train", epoch, n, len(self.loaders.train.sampler)) as update:
-            train = loop.train_epoch(
+            train = compute.train_epoch(
                 train_model,
                 train_batches,
                 self.optimizer,
@@ -304,7 +304,7 @@ class Session:
                 memory_format=self.memory_format,
             )
         with self.reporter.phase("valid", epoch, n, len(self.loaders.valid.sampler)) as update:
-            valid = loop.evaluate(
+            valid = compute.evaluate(
                 valid_model,
                 valid_batches,
                 device=self.device,
@@ -326,14 +326,14 @@ class Session:
         }
         self._finish_epoch(row)
 
-    def _reduce(self, result: loop.PhaseResult) -> loop.PhaseResult:
+    def _reduce(self, result: compute.PhaseResult) -> compute.PhaseResult:
         """Sums over every rank, so metrics cover the whole data set (one image, one count)."""
         if not self.dist.enabled:
             return result
         loss_sum, correct, count = distributed.sum_across(
             self.dist, [result.loss_sum, result.correct, result.count]
         )
-        return loop.PhaseResult(loss_sum, int(correct), int(count), result.seconds)
+        return compute.PhaseResult(loss_sum, int(correct), int(count), result.seconds)
 
     def _write(self, action) -> None:
         """Run a write on rank 0 only."""
@@ -401,18 +401,6 @@ class Session:
             "trainable_params": self.counts[1],
             "skipped_files": [path for path, _ in self.skipped],
         }
-
-
-class Interrupted(TrainingError):
-    """Ctrl-C: the run stopped; last.pt holds the last finished epoch."""
-
-    exit_code = 130
-
-    def __init__(self, run_dir: Path, epoch: int) -> None:
-        super().__init__(
-            f"interrupted; {run_dir}/last.pt holds epoch {epoch}. Resume with: "
-            f"zoo finetune --resume {run_dir}"
-        )
 
 
 def _catch_sigint(session: Session):

@@ -264,7 +264,7 @@ def _save_atomic(fig, path: str | Path) -> Path:
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from zoo.runfiles import atomic_write_bytes
+    from zoo.files import atomic_write_bytes
 
     FigureCanvasAgg(fig)
     png = io.BytesIO()

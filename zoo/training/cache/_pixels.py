@@ -25,9 +25,8 @@ if TYPE_CHECKING:
 
     import torch
 
-    from zoo.data import DataSplit
-    from zoo.options import TrainConfig
-    from zoo.preprocessing import Preprocessing
+    from zoo.data import DataSplit, Preprocessing
+    from zoo.training._config import TrainConfig
 
 PARTS = ("valid", "train")  # the order parts are given room under the cap
 
@@ -54,8 +53,7 @@ class ImageCache:
         decoding only an image the first epoch left out (a dropped lone last batch)."""
         import torch
 
-        from zoo.data import normalize_batch
-        from zoo.loaders import batch_indices
+        from zoo.data import batch_indices, normalize_batch
 
         pixels, filled, labels = self.pixels[part], self.filled[part], self.labels[part]
         rows = [torch.tensor(batch) for batch in batch_indices(loader)]
@@ -97,8 +95,8 @@ def plan_image_cache(
         return None, None
     import torch
 
-    from zoo.caching import CAP_ENV, cap_bytes
     from zoo.data import ImageDataset, build_transform
+    from zoo.training.cache._features import CAP_ENV, cap_bytes
 
     samples = {"valid": split.valid, "train": [] if config.augment else split.train}
     per_image = math.prod(pre.input_size)

@@ -13,8 +13,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
-from zoo import index, plugins
+from zoo import plugins
 from zoo.errors import PluginError, UnknownBackboneError
+from zoo.registry import _index as index
 
 log = logging.getLogger("zoo")
 

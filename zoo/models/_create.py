@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from zoo.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from zoo.data import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from zoo.registry import Backbone, get_registry
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ def create(
     """
     from zoo import weights as weights_mod
     from zoo.freezing import freeze
+    from zoo.models._load import load_into
 
     registry = get_registry()
     backbone, tag = registry.get(name)
@@ -60,7 +61,7 @@ def create(
     if resolved is not None:
         if resolved.num_classes and resolved.num_classes != spec.num_classes:
             spec = adapt(model, spec, resolved.num_classes)  # a run's head, before loading
-        weights_mod.load_into(model, resolved, spec.heads)
+        load_into(model, resolved, spec.heads)
     if num_classes is not None and num_classes != spec.num_classes:
         spec = adapt(model, spec, num_classes)
     model.zoo_spec = spec

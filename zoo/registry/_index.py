@@ -15,13 +15,9 @@ import sys
 from pathlib import Path
 
 from zoo import plugins
+from zoo.env import zoo_home
 
 FORMAT = 1  # bump when the row layout changes
-
-
-def zoo_home() -> Path:
-    """Where zoo keeps its own files: ``$ZOO_HOME``, default ``~/.cache/zoo``."""
-    return Path(os.environ.get("ZOO_HOME") or Path.home() / ".cache" / "zoo").expanduser()
 
 
 def index_path() -> Path:
@@ -73,7 +69,7 @@ class Index:
     def save(self) -> None:
         if not self.dirty:
             return
-        from zoo.runfiles import atomic_write_bytes
+        from zoo.files import atomic_write_bytes
 
         with contextlib.suppress(OSError):  # a read-only home only costs speed
             atomic_write_bytes(index_path(), json.dumps(self.data).encode())

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zoo.errors import RunError, TrainingError, UnknownBackboneError
-from zoo.options import TrainConfig
-from zoo.progress import Reporter
-from zoo.rundir import RunDir, default_output, versions
+from zoo.runs import RunDir, default_output, versions
+from zoo.training._config import TrainConfig
+from zoo.training._progress import Reporter
 
 RESUME_OVERRIDES = ("epochs", "device", "workers", "patience", "precision", "cache_features")
 
@@ -44,7 +44,7 @@ def finetune(
     >>> result.summary["best_val_acc"]
     0.93
     """
-    from zoo.session import Session
+    from zoo.training._session import Session
 
     reporter = reporter or Reporter()
     if resume is not None:
@@ -152,7 +152,7 @@ def _absolute(path: str | Path) -> str:
 
 def new_run_dir(config: TrainConfig, arch: str, dist) -> RunDir:
     """Rank 0 makes the run directory; every rank gets its path."""
-    from zoo import distributed
+    from zoo.training import _distributed as distributed
 
     path = distributed.broadcast(dist, str(config.output or default_output(arch)))
     return RunDir.create(path) if dist.is_main else RunDir(path)

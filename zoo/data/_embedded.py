@@ -26,7 +26,7 @@ SEED = 20261122
 SUPERSAMPLE = 4  # shapes are drawn this much larger, then downsampled, for smooth edges
 
 README = f"""\
-{NAME}: the dataset embedded in zoo, drawn by zoo.datasets (no file was downloaded).
+{NAME}: the dataset embedded in zoo, drawn by zoo.data (no file was downloaded).
 {len(CLASSES)} classes ({", ".join(CLASSES)}), {IMAGE_SIZE}x{IMAGE_SIZE} JPEG images,
 {COUNTS["train"]} per class in train/ and {COUNTS["valid"]} per class in valid/: one shape of
 random size, position and colour, lighter than its dark, noisy, textured background.
@@ -46,7 +46,7 @@ def embedded_dataset(root: str | os.PathLike | None = None) -> Path:
         >>> path.name, sorted(p.name for p in (path / "train").iterdir())
         ('shapes-v2', ['circle', 'cross', 'square', 'star', 'triangle'])
     """
-    from zoo.index import zoo_home
+    from zoo.env import zoo_home
 
     parent = Path(root).expanduser() if root is not None else zoo_home() / "datasets"
     target = parent / NAME
@@ -168,7 +168,3 @@ def _outline(
         (cx + r * radius * math.cos(a + turn), cy - r * radius * math.sin(a + turn))
         for r, a in points
     ]
-
-
-if __name__ == "__main__":  # `python -m zoo.datasets` prints the folder (the Makefile's demo)
-    print(embedded_dataset())

@@ -1,0 +1,39 @@
+"""Where and how tensors are computed: the device, the numeric precision, the memory format,
+and the inner loops (one epoch of training, one pass of evaluation) that training and
+evaluation share."""
+
+from __future__ import annotations
+
+from zoo.compute._devices import (
+    Precision,
+    cpu_has_native_bf16,
+    memory_format,
+    prepare_backends,
+    resolve_device,
+    resolve_precision,
+)
+from zoo.compute._loop import (
+    PhaseResult,
+    autocast,
+    criterion,
+    evaluate,
+    forward,
+    to_device,
+    train_epoch,
+)
+
+__all__ = [
+    "PhaseResult",
+    "Precision",
+    "autocast",
+    "cpu_has_native_bf16",
+    "criterion",
+    "evaluate",
+    "forward",
+    "memory_format",
+    "prepare_backends",
+    "resolve_device",
+    "resolve_precision",
+    "to_device",
+    "train_epoch",
+]

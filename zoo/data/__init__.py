@@ -1,0 +1,53 @@
+"""Images for fine-tuning: class folders and their screening, decoding, the run's transforms
+and preprocessing, the loaders and their seeded sampling, and the embedded shapes dataset."""
+
+from __future__ import annotations
+
+from zoo.data._embedded import CLASSES, COUNTS, NAME, draw_shape, embedded_dataset
+from zoo.data._folders import (
+    IMAGE_EXTENSIONS,
+    DataSplit,
+    drop_unreadable,
+    scan_eval_folder,
+    scan_image_folder,
+)
+from zoo.data._images import find_unreadable, load_rgb
+from zoo.data._loaders import Loaders, batch_indices, default_workers, make_loaders
+from zoo.data._preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from zoo.data._sampling import EpochSampler, epoch_seed, seeded_dataset
+from zoo.data._transforms import build_transform, normalize_batch
+
+__all__ = [
+    "CLASSES",
+    "COUNTS",
+    "DataSplit",
+    "EpochSampler",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "IMAGE_EXTENSIONS",
+    "Loaders",
+    "NAME",
+    "Preprocessing",
+    "batch_indices",
+    "build_transform",
+    "default_workers",
+    "draw_shape",
+    "drop_unreadable",
+    "embedded_dataset",
+    "epoch_seed",
+    "find_unreadable",
+    "load_rgb",
+    "make_loaders",
+    "normalize_batch",
+    "scan_eval_folder",
+    "scan_image_folder",
+    "seeded_dataset",
+]
+
+
+def __getattr__(name: str):
+    if name == "ImageDataset":  # defined on first use: it subclasses torch's Dataset
+        from zoo.data import _transforms
+
+        return _transforms.ImageDataset
+    raise AttributeError(f"module 'zoo.data' has no attribute {name!r}")

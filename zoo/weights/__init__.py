@@ -1,0 +1,23 @@
+"""Weights: choosing a file for a backbone (a tag, a file, a run), finding it in the local
+caches, and downloading it when the network is allowed."""
+
+from __future__ import annotations
+
+from zoo.weights._cache import candidates, expected_path, find_cached, hf_hub_cache, torch_hub_dir
+from zoo.weights._download import download, offline
+from zoo.weights._resolve import FILE_SUFFIXES, Resolved, check_tag, resolve, resolve_file
+
+__all__ = [
+    "FILE_SUFFIXES",
+    "Resolved",
+    "candidates",
+    "check_tag",
+    "download",
+    "expected_path",
+    "find_cached",
+    "hf_hub_cache",
+    "offline",
+    "resolve",
+    "resolve_file",
+    "torch_hub_dir",
+]

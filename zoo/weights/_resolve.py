@@ -1,0 +1,176 @@
+"""Choosing weights: a tag in the local caches, a file, or a zoo run.
+
+Local first: torchvision's files in ``$TORCH_HOME/hub/checkpoints``, timm's in the Hugging
+Face cache (or the torch hub cache), plugin files where the plugin says."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zoo.errors import WeightsError, WeightsNotFoundError
+
+if TYPE_CHECKING:
+    from zoo.registry import Backbone
+
+from zoo.weights._cache import find_cached
+from zoo.weights._download import download
+
+log = logging.getLogger("zoo")
+
+FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
+
+
+@dataclass
+class Resolved:
+    """Weights chosen for a backbone: where they are and what they are."""
+
+    path: Path  # the file to read
+    tag: str | None = None  # the weights tag, None for a user file
+    spec: dict = field(default_factory=dict)  # the tag's spec, or a run's preprocessing
+    num_classes: int | None = None  # the head size the file was saved with, when known
+    class_names: list[str] | None = None  # a zoo run's classes
+    build_kwargs: dict = field(default_factory=dict)  # extra factory arguments
+    run: dict | None = None  # a zoo run's meta (best.pt), None for any other file
+    _sha256: str | None = None
+
+    def identity(self) -> dict:
+        """What config.json records about these weights."""
+        out = {"tag": self.tag, "path": str(self.path), "sha256": self.sha256()}
+        if self.build_kwargs:  # so a run of googlenet is rebuilt with transform_input
+            out["build_kwargs"] = dict(self.build_kwargs)
+        return out
+
+    def sha256(self) -> str:
+        if self._sha256 is None:
+            digest = hashlib.sha256()
+            with open(self.path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            self._sha256 = digest.hexdigest()
+        return self._sha256
+
+
+def resolve(
+    backbone: Backbone, weights: str | os.PathLike | None, tag: str | None = None
+) -> Resolved | None:
+    """Turn a ``weights`` argument into a file to load (None: random initialisation).
+
+    >>> resolve(backbone, "default", None).path
+    PosixPath('/root/.cache/torch/hub/checkpoints/resnet34-b627a593.pth')
+    """
+    if weights is None or str(weights).lower() == "none":
+        return None
+    text = str(weights)
+    if text != "default" and text.lstrip(".") in backbone.weights:
+        return _resolve_tag(backbone, text.lstrip("."))
+    if text == "default":
+        chosen = tag or backbone.default_tag
+        if chosen is None:
+            raise WeightsNotFoundError(
+                f"{backbone.id} has no published weights; pass --weights PATH or --weights none"
+            )
+        return _resolve_tag(backbone, chosen)
+    if text and _looks_like_path(text):
+        return _for_backbone(backbone, resolve_file(Path(text).expanduser()))
+    tags = ", ".join(backbone.tags[:8]) or "none"
+    raise WeightsError(
+        f"unknown weights '{text}' for {backbone.id}; tags: {tags}; "
+        "or pass a file (.pth, .pt, .bin, .safetensors), a run directory, or none"
+    )
+
+
+def _looks_like_path(text: str) -> bool:
+    return os.sep in text or text.endswith(FILE_SUFFIXES) or Path(text).expanduser().exists()
+
+
+def check_tag(backbone: Backbone, tag: str) -> dict:
+    """The weights spec of ``tag``; a WeightsError listing the tags when there is none."""
+    if tag not in backbone.weights:
+        tags = ", ".join(backbone.tags[:8]) or "none"
+        raise WeightsError(f"{backbone.id} has no weights tagged '{tag}'; tags: {tags}")
+    return backbone.weights[tag]
+
+
+def _resolve_tag(backbone: Backbone, tag: str) -> Resolved:
+    spec = check_tag(backbone, tag)
+    path = find_cached(spec) or download(backbone, tag, spec)
+    return Resolved(
+        path, tag, spec, spec.get("num_classes"), build_kwargs=dict(spec.get("build_kwargs") or {})
+    )
+
+
+def resolve_file(path: Path) -> Resolved:
+    """A weights file, a zoo run directory, or a run's ``best.pt``."""
+    if path.is_dir():
+        best = path / "best.pt"
+        if not best.is_file():
+            raise WeightsNotFoundError(
+                f"{path} is a folder without best.pt; pass a weights file or a zoo run directory"
+            )
+        path = best
+    if not path.is_file():
+        raise WeightsNotFoundError(
+            f"no weights file at {path}; check the path, or pass "
+            "--weights none for random initialisation"
+        )
+    meta = _run_meta(path)
+    if meta is None:
+        return Resolved(path)
+    return Resolved(
+        path,
+        None,
+        dict(meta.get("preprocessing") or {}),
+        meta.get("num_classes"),
+        class_names=meta.get("class_names"),
+        run=meta,
+    )
+
+
+def _run_meta(path: Path) -> dict | None:
+    """A zoo ``best.pt``'s meta dict, or None for any other file."""
+    if path.suffix not in (".pt", ".pth"):
+        return None
+    from zoo.checkpoints import read_checkpoint
+
+    obj = read_checkpoint(path)
+    meta = obj.get("meta") if isinstance(obj, dict) else None
+    return meta if isinstance(meta, dict) and "state_dict" in obj else None
+
+
+def _for_backbone(backbone: Backbone, resolved: Resolved) -> Resolved:
+    """Complete a file's Resolved with what only the backbone can tell."""
+    from zoo.models._load import _file_num_classes  # a cycle the layout work removes
+
+    if resolved.run is None:
+        resolved.num_classes = _file_num_classes(backbone, resolved.path)
+        return resolved
+    saved_id = resolved.run.get("id")
+    if saved_id and saved_id != backbone.id:
+        raise WeightsError(
+            f"{resolved.path} is a run of {saved_id}, not {backbone.id}; create {saved_id} "
+            "from it, or move its weights with `zoo transfer`"
+        )
+    resolved.build_kwargs = _run_build_kwargs(backbone, resolved)
+    return resolved
+
+
+def _run_build_kwargs(backbone: Backbone, resolved: Resolved) -> dict:
+    """The factory arguments a run's model was built with (googlenet's transform_input)."""
+    meta = resolved.run or {}
+    if isinstance(meta.get("build_kwargs"), dict):
+        return dict(meta["build_kwargs"])
+    try:
+        config = json.loads((resolved.path.parent / "config.json").read_text())
+        weights = dict(config.get("weights") or {})
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+    if isinstance(weights.get("build_kwargs"), dict):
+        return dict(weights["build_kwargs"])
+    spec = backbone.weights.get(str(weights.get("tag")))
+    return dict((spec or {}).get("build_kwargs") or {})
