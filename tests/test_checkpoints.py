@@ -17,7 +17,7 @@ import torchvision
 
 from zoo.checkpoints import extract_state_dict, read_checkpoint, read_state_dict
 from zoo.errors import CheckpointError, UnsafeCheckpointError, WeightsNotFoundError, ZooError
-from zoo.files import append_jsonl, atomic_write_bytes, save_safetensors, save_torch, write_json
+from zoo.files import atomic_write_bytes, save_safetensors, save_torch, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -221,14 +221,9 @@ def test_atomic_write_replaces_the_file_with_ordinary_permissions(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
-def test_write_json_and_append_jsonl_round_trip(tmp_path):
+def test_write_json_round_trip(tmp_path):
     write_json(tmp_path / "run" / "config.json", {"id": "torchvision:resnet34", "lr": 0.001})
     assert json.loads((tmp_path / "run" / "config.json").read_text())["lr"] == 0.001
-    metrics = tmp_path / "run" / "metrics.jsonl"
-    for epoch in (1, 2, 3):
-        append_jsonl(metrics, {"epoch": epoch, "val_acc": epoch / 10})
-    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert _leftovers(tmp_path / "run") == []
 
 
@@ -261,12 +256,11 @@ def test_concurrent_writers_never_collide(tmp_path):
     script = textwrap.dedent(
         """
         import sys
-        from zoo.files import append_jsonl, atomic_write_bytes, write_json
+        from zoo.files import atomic_write_bytes, write_json
         folder, me = sys.argv[1], int(sys.argv[2])
         for i in range(30):
             write_json(f"{folder}/shared.json", {"writer": me, "i": i, "pad": "x" * 5000})
             atomic_write_bytes(f"{folder}/shared.bin", bytes([me]) * 20000)
-            append_jsonl(f"{folder}/own-{me}.jsonl", {"i": i})
         """
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -277,6 +271,4 @@ def test_concurrent_writers_never_collide(tmp_path):
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
     assert json.loads((tmp_path / "shared.json").read_text())["i"] == 29
     assert len(set((tmp_path / "shared.bin").read_bytes())) == 1
-    for n in range(4):
-        assert len((tmp_path / f"own-{n}.jsonl").read_text().splitlines()) == 30
     assert _leftovers(tmp_path) == []

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from conftest import run_zoo
 
 from zoo.cli import cli
+from zoo.training import TrainConfig
 
 INFO_KEYS = {
     "id",
@@ -80,6 +81,33 @@ def test_plugins_json():
     rows = json.loads(invoke("plugins", "--json").output)
     assert [(r["name"], r["status"]) for r in rows[:2]] == [("torchvision", "ok"), ("timm", "ok")]
     assert rows[1]["backbones"] > 1000
+
+
+def test_plugins_text_renders_the_library_rows(tiny):
+    lines = invoke("plugins").output.splitlines()
+    assert lines[0].split()[:2] == ["torchvision", "zoo"]
+    assert lines[-1].split() == ["tiny", "-", "1", "backbones", "ok"]
+
+
+def test_finetune_options_take_their_choices_and_defaults_from_trainconfig():
+    params = {p.name: p for p in cli.commands["finetune"].params}
+    defaults = TrainConfig()
+    for name, choices in TrainConfig.CHOICES.items():
+        assert tuple(params[name].type.choices) == choices
+    for name in ("epochs", "batch_size", "seed", "step_size", "device", "optimizer"):
+        assert params[name].show_default == str(getattr(defaults, name)), name
+    assert params["lr"].show_default == "0.001" and params["weight_decay"].show_default == "0"
+    # None: finetune passes on only what was typed; a resumed run reads the rest.
+    options = [p for p in params.values() if p.name not in ("name", "resume")]
+    assert {p.name for p in options} <= set(defaults.to_dict())
+    assert all(p.default is None for p in options)
+    assert all(p.opts[-1] == TrainConfig.flag(p.name) for p in options if not p.secondary_opts)
+
+
+def test_a_choice_outside_trainconfigs_is_refused_listing_them():
+    result = CliRunner().invoke(cli, ["finetune", "tiny:tinynet", "--optimizer", "lamb"])
+    assert result.exit_code == 2
+    assert "'lamb' is not one of 'sgd', 'adam', 'adamw', 'rmsprop'" in result.stderr
 
 
 def test_unknown_backbone_is_one_line_without_traceback():

@@ -381,10 +381,7 @@ def test_image_dataset_names_a_file_that_went_bad(tmp_path):
 
 
 def test_importing_zoo_data_stays_cheap():
-    code = (
-        "import sys, zoo.data; "
-        "print(sorted({'torch', 'PIL'} & set(sys.modules)))"
-    )
+    code = "import sys, zoo.data; print(sorted({'torch', 'PIL'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -12,13 +12,7 @@ import pytest
 import torch
 
 from zoo.errors import FeatureStoreError
-from zoo.training.cache import (
-    FeatureStore,
-    cache_folder,
-    cache_key,
-    file_signature,
-    weights_identity,
-)
+from zoo.training.cache import FeatureStore, cache_folder, cache_key, file_signature
 
 SHAPES = [(4, 3, 3), (6,)]  # two boundary tensors, as a model with an auxiliary head gives
 COUNT = 10
@@ -153,22 +147,6 @@ def test_file_signature_sees_a_rewritten_file(tmp_path):
     os.utime(image, ns=(1, 1))
     assert before != file_signature([image])
     assert file_signature([image])[0] == (str(image), 5, 1)
-
-
-def test_weights_identity_is_the_files_sha256_or_the_seed(tiny, tmp_path):
-    import hashlib
-
-    import zoo
-
-    model = zoo.create(tiny, weights=None)
-    assert weights_identity(model, seed=3) == "random:3"
-    path = tmp_path / "tiny.pt"
-    torch.save(model.state_dict(), path)
-    loaded = zoo.create(tiny, weights=str(path))
-    assert (
-        weights_identity(loaded, seed=3)
-        == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-    )
 
 
 def test_a_disk_store_is_found_again_by_its_key_and_only_by_it():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 from conftest import run_zoo
 
@@ -54,3 +56,13 @@ def test_unreadable_index_is_ignored(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_HOME", str(tmp_path))
     (tmp_path / "index.json").write_text("{not json")
     assert index.load().data["plugins"] == {}
+
+
+def test_editing_a_built_in_plugin_invalidates_the_index():
+    plugin = Path(index.__file__).parent.parent / "default_plugins" / "timm.py"
+    before, stat = index._fingerprint(), plugin.stat()
+    try:
+        os.utime(plugin, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        assert index._fingerprint() != before
+    finally:
+        os.utime(plugin, ns=(stat.st_atime_ns, stat.st_mtime_ns))

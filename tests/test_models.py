@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.errors import FreezePointError, HeadError
+from zoo.errors import FreezePointError, HeadError, WeightsError
 from zoo.freezing import is_held
 from zoo.heads import head_features
 
@@ -189,3 +189,127 @@ def test_head_of_unknown_shape_is_a_head_error_not_a_crash():
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Identity())
     with pytest.raises(HeadError, match="cannot tell the size of head '1' of type Identity"):
         head_features(model, "1")
+
+
+# --- a plugin's code fields: adapt_head and load_filter -------------------------------------
+
+
+class NormLinear(torch.nn.Module):
+    """A classifier that is not one layer: zoo cannot replace it on its own."""
+
+    def __init__(self, width: int, num_classes: int) -> None:
+        super().__init__()
+        self.norm = torch.nn.BatchNorm1d(width)
+        self.linear = torch.nn.Linear(width, num_classes)
+
+    def forward(self, x):
+        return self.linear(self.norm(x))
+
+
+class NamedHeadNet(torch.nn.Module):
+    """A model that names its own classifier (get_classifier / reset_classifier)."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+        )
+        self.num_features = 8
+        self.reset_classifier(num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.head = NormLinear(self.num_features, num_classes)
+
+    def get_classifier(self):
+        return self.head
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+class CodeFieldsPlugin:
+    def __init__(self, fields: dict) -> None:
+        self.fields = fields
+
+    @zoo.hookimpl
+    def register_backbones(self, register):
+        register("named", NamedHeadNet, input_size=(3, 16, 16), **self.fields)
+
+
+@pytest.fixture
+def code_plugin():
+    """Call with register fields: registers 'codeplug:named' for one test."""
+    from zoo import plugins
+
+    def register(**fields) -> str:
+        if plugins.pm.get_plugin("codeplug") is not None:
+            plugins.unregister("codeplug")
+        plugins.register(CodeFieldsPlugin(fields), "codeplug")
+        return "codeplug:named"
+
+    yield register
+    if plugins.pm.get_plugin("codeplug") is not None:
+        plugins.unregister("codeplug")
+
+
+def test_a_plugins_adapt_head_resets_a_head_zoo_cannot(code_plugin):
+    calls = []
+
+    def adapt_head(model, num_classes):
+        calls.append(num_classes)
+        model.reset_classifier(num_classes)
+
+    model = zoo.create(code_plugin(adapt_head=adapt_head), num_classes=3, weights=None)
+    assert calls == [3] and model.zoo_spec.heads == ["head"] and model.zoo_spec.num_classes == 3
+    assert model.head.linear.out_features == 3 and torch.count_nonzero(model.head.linear.bias) == 0
+    assert model.eval()(torch.randn(2, 3, 16, 16)).shape == (2, 3)
+
+
+def test_without_adapt_head_the_models_own_reset_classifier_is_used(code_plugin, monkeypatch):
+    model = zoo.create(code_plugin(), num_classes=3, weights=None)
+    assert model.head.linear.out_features == 3 and torch.count_nonzero(model.head.linear.bias) == 0
+
+    def refuse(num_classes):
+        raise AssertionError("only 1000 classes")
+
+    monkeypatch.setattr(NamedHeadNet, "reset_classifier", lambda self, n: refuse(n))
+    monkeypatch.setattr(NamedHeadNet, "__init__", _init_with_a_head)
+    with pytest.raises(HeadError, match=r"reset_classifier\(3\) failed \(only 1000 classes\)"):
+        zoo.create(code_plugin(), num_classes=3, weights=None)
+
+
+def _init_with_a_head(self, num_classes: int = 10) -> None:
+    torch.nn.Module.__init__(self)
+    self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1))
+    self.num_features, self.num_classes = 8, num_classes
+    self.head = NormLinear(self.num_features, num_classes)
+
+
+def test_a_model_pickles_whatever_its_plugins_factory(code_plugin):
+    import pickle
+
+    spec_id = code_plugin(adapt_head=lambda model, n: model.reset_classifier(n))
+    model = zoo.create(spec_id, num_classes=3, weights=None)
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy.zoo_spec.id == spec_id and copy.zoo_spec.heads == ["head"]
+    assert copy.zoo_spec.backbone is None and model.zoo_spec.backbone is not None
+
+
+def test_a_plugins_load_filter_converts_weights_that_do_not_load_as_they_are(code_plugin, tmp_path):
+    state = {k: v + 1 for k, v in NamedHeadNet().state_dict().items()}
+    path = tmp_path / "original.pth"
+    torch.save({f"original.{k}": v for k, v in state.items()}, path)  # another key layout
+
+    def load_filter(state, model):
+        assert isinstance(model, NamedHeadNet)
+        return {k.removeprefix("original."): v for k, v in state.items()}
+
+    model = zoo.create(code_plugin(weights={"orig": str(path)}, load_filter=load_filter))
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+
+    def broken(state, model):
+        raise KeyError("not this family's layout")
+
+    with pytest.raises(WeightsError, match="does not match NamedHeadNet"):
+        zoo.create(code_plugin(weights={"orig": str(path)}, load_filter=broken))

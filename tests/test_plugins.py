@@ -46,6 +46,20 @@ def test_example_plugin_backbones_create_freeze_and_train(with_site):
         assert torch.equal(before, frozen) and frozen.grad is None
 
 
+def test_list_plugins_rows_count_each_plugins_backbones(tiny):
+    rows = {row["name"]: row for row in zoo.list_plugins()}
+    assert list(rows)[:2] == ["torchvision", "timm"]
+    assert rows["torchvision"]["builtin"] is True and rows["torchvision"]["distribution"] == "zoo"
+    assert rows["tiny"] == {
+        "name": "tiny",
+        "distribution": None,
+        "version": None,
+        "builtin": False,
+        "backbones": 1,
+        "status": "ok",
+    }
+
+
 def _fake_distribution(site, name, module_source):
     (site / f"{name}.py").write_text(textwrap.dedent(module_source))
     info = site / f"{name}-0.1.dist-info"

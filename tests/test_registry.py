@@ -5,7 +5,7 @@ import pytest
 import zoo
 from zoo import plugins
 from zoo.errors import PluginError, UnknownBackboneError
-from zoo.registry import get_registry, split_name
+from zoo.registry import Backbone, get_registry, split_name
 
 
 def test_split_name():
@@ -96,14 +96,28 @@ class UnknownField:
         register("x", lambda: None, heads="fc")
 
 
+class HiddenField:
+    @zoo.hookimpl
+    def register_backbones(self, register):
+        register("x", lambda: None, build_kwargs={"pretrained": True})
+
+
+class NotCallable:
+    @zoo.hookimpl
+    def register_backbones(self, register):
+        register("x", lambda: None, adapt_head="reset_classifier")
+
+
 @pytest.mark.parametrize(
     "plugin,message",
     [
         (Duplicates(), "duplicate backbone id 'bad:same'"),
         (Raises(), "register_backbones raised RuntimeError: boom"),
         (UnknownField(), r"unknown field\(s\) \['heads'\]"),
+        (HiddenField(), r"unknown field\(s\) \['build_kwargs'\]"),
+        (NotCallable(), "adapt_head must be callable"),
     ],
-    ids=["duplicate", "raises", "unknown-field"],
+    ids=["duplicate", "raises", "unknown-field", "hidden-field", "not-callable"],
 )
 def test_a_bad_plugin_is_reported_and_the_rest_keeps_working(plugin, message, caplog):
     plugins.register(plugin, "bad")
@@ -126,3 +140,70 @@ def test_a_misspelt_hook_fails_loudly():
     with pytest.raises(PluginError, match="register_backbone"):
         plugins.register(Misspelt(), "misspelt")
     assert plugins.plugin_info("misspelt") is None
+
+
+def _adapt(model, num_classes):
+    pass
+
+
+def _filter(state, model):
+    return state
+
+
+def _leaves():
+    return ()
+
+
+class WithCode:
+    @zoo.hookimpl
+    def register_backbones(self, register):
+        register("net", lambda: None, adapt_head=_adapt, load_filter=_filter, fx_leaves=_leaves)
+
+
+def test_code_fields_stay_out_of_the_index_and_come_back_with_the_factory():
+    import json
+
+    plugins.register(WithCode(), "coded")
+    try:
+        registry = get_registry()
+        row = registry.get("coded:net")[0].to_row()
+        assert not set(row) & {"factory", "adapt_head", "load_filter", "fx_leaves"}
+        json.dumps(row)  # what the index keeps
+        served = Backbone.from_row({**row, "build_kwargs": {}})  # as an older zoo wrote it
+        assert served.factory is None and served.adapt_head is None
+        loaded = registry.load_factory(served)
+        assert (loaded.adapt_head, loaded.load_filter, loaded.fx_leaves) == (
+            _adapt,
+            _filter,
+            _leaves,
+        )
+    finally:
+        plugins.unregister("coded")
+
+
+class BreaksLater:
+    """Registers once, then raises: a plugin broken after its rows went into the index."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @zoo.hookimpl
+    def register_backbones(self, register):
+        self.calls += 1
+        if self.calls > 1:
+            raise RuntimeError("lost its weights table\nand a second line")
+        register("net", lambda: None)
+
+
+def test_a_hook_that_fails_when_the_factory_is_fetched_is_one_plugin_error_line():
+    plugins.register(BreaksLater(), "later")
+    try:
+        registry = get_registry()
+        served = Backbone.from_row(registry.get("later:net")[0].to_row())  # from the index
+        with pytest.raises(PluginError) as excinfo:
+            registry.load_factory(served)
+        message = str(excinfo.value)
+        assert "plugin 'later'" in message and "later:net" in message
+        assert "RuntimeError: lost its weights table" in message and "\n" not in message
+    finally:
+        plugins.unregister("later")

@@ -285,8 +285,73 @@ def test_importing_split_and_features_imports_no_torch():
     import subprocess
     import sys
 
-    code = (
-        "import sys, zoo.training.cache; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
-    )
+    code = "import sys, zoo.training.cache; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+class CheckedStem(nn.Module):
+    """A frozen stem that checks its input: control flow fx cannot trace through, though it
+    can call the module whole."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        if x.dim() != 4:
+            raise ValueError("a batch of images only")
+        return self.conv(x)
+
+
+class LeafPlugin:
+    def __init__(self, fields: dict) -> None:
+        self.fields = fields
+
+    @staticmethod
+    def checked():
+        return nn.Sequential(
+            CheckedStem(), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)
+        )
+
+    @zoo.hookimpl
+    def register_backbones(self, register):
+        register("checked", self.checked, **self.fields)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"fx_leaves": (CheckedStem,)}, {"fx_leaves": lambda: [CheckedStem]}],
+    ids=["none", "tuple", "callable"],
+)
+def test_a_plugins_fx_leaves_are_kept_whole(fields):
+    from zoo import plugins
+
+    plugins.register(LeafPlugin(fields), "leafy")
+    try:
+        model = zoo.create("leafy:checked", weights=None, freeze_until="0")
+        if not fields:
+            with pytest.raises(NotSplittable, match="cannot be traced by torch.fx"):
+                split_frozen_prefix(model, example=IMAGES)
+            return
+        split = split_frozen_prefix(model, example=IMAGES)
+        assert split.boundary_shapes == [(4,)]  # the pooled features of the frozen stem
+        with torch.no_grad():
+            assert_same(split.suffix(train=False)(*split.features(IMAGES)), model.eval()(IMAGES))
+    finally:
+        plugins.unregister("leafy")
+
+
+def test_a_plugins_fx_leaves_that_fail_mean_no_cache_not_a_crash():
+    from zoo import plugins
+
+    def broken():
+        raise ImportError("no such module")
+
+    plugins.register(LeafPlugin({"fx_leaves": broken}), "leafy")
+    try:
+        model = zoo.create("leafy:checked", weights=None, freeze_until="0")
+        with pytest.raises(NotSplittable, match="ImportError: no such module"):
+            split_frozen_prefix(model, example=IMAGES)
+    finally:
+        plugins.unregister("leafy")

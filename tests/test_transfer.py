@@ -11,7 +11,7 @@ import torchvision
 
 from zoo.errors import TransferError
 from zoo.files import save_safetensors, save_torch
-from zoo.transfer import TransferReport, transfer
+from zoo.transfer import FLAGS, TransferReport, transfer
 
 
 def _resnet34(num_classes: int = 1000, seed: int = 0) -> torch.nn.Module:
@@ -147,6 +147,19 @@ def test_min_coverage_fails_clearly_and_leaves_the_model_unchanged(imagenet_stat
     assert "conv1.weight" in message and "layer1.0.conv1.weight" in message
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_messages_name_the_command_line_flags_when_asked():
+    model = torch.nn.Linear(2, 2)
+    source = {"weight": torch.ones(3, 2), "bias": torch.ones(2)}
+    with pytest.raises(TransferError, match="with --prefix or --map, or drop --strict"):
+        transfer(model, source, strict=True, option_names=FLAGS)
+    with pytest.raises(TransferError, match=r"is below --min-coverage 90\.0 %.*--prefix or --map"):
+        transfer(model, source, min_coverage=0.9, option_names=FLAGS)
+    with pytest.raises(TransferError, match="--map maps both"):
+        transfer(model, source, key_map=[(".*", "x")], option_names=FLAGS)
+    with pytest.raises(TransferError, match="with prefix or key_map, or drop strict"):
+        transfer(model, source, strict=True)
 
 
 def test_coverage_counts_parameters_not_buffers(imagenet_state):

@@ -429,6 +429,49 @@ def test_a_run_of_another_backbone_is_refused_naming_it(resnet18_run):
         zoo.create("resnet34", weights=run)
 
 
+def _count_reads(monkeypatch) -> list[str]:
+    """The file names zoo.checkpoints.read_checkpoint is asked to read from now on."""
+    from zoo import checkpoints
+
+    reads, read = [], checkpoints.read_checkpoint
+
+    def counting(path):
+        reads.append(Path(path).name)
+        return read(path)
+
+    monkeypatch.setattr(checkpoints, "read_checkpoint", counting)
+    return reads
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_a_weights_file_is_read_once(tiny, tmp_path, monkeypatch, suffix):
+    state = randomised(zoo.create(tiny, weights=None), seed=7)
+    path = tmp_path / f"tiny{suffix}"
+    (save_file if suffix == ".safetensors" else torch.save)(state, path)
+    reads = _count_reads(monkeypatch)
+    model = zoo.create(tiny, weights=path)
+    assert reads == [path.name]
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+
+
+def test_evaluate_and_predict_read_best_pt_once(tiny, tmp_path, monkeypatch):
+    from images import make_image_folder
+
+    from zoo.runs import evaluate, predict
+
+    model = zoo.create(tiny, num_classes=2, weights=None)
+    meta = {"id": tiny, "num_classes": 2, "class_names": ["a", "b"], "preprocessing": {}}
+    save_torch({"state_dict": model.state_dict(), "meta": meta}, tmp_path / "run" / "best.pt")
+    data = make_image_folder(tmp_path / "data", ["a", "b"], per_class=2)
+    reads = _count_reads(monkeypatch)
+    report = evaluate(tmp_path / "run", data, batch_size=4, device="cpu", workers=0)
+    assert reads == ["best.pt"] and report["images"] == 4
+    reads.clear()
+    image = next(data.glob("a/*.png"))
+    assert predict(tmp_path / "run", [image], top_k=1, device="cpu")[0]["image"] == str(image)
+    assert reads == ["best.pt"]
+
+
 # --- 6. googlenet and inception_v3: TF-ported weights ---------------------------------------
 
 

@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "list_backbones": "zoo.registry",
+    "list_plugins": "zoo.registry",
     "info": "zoo.models",
     "create": "zoo.models",
     "freeze": "zoo.freezing",

@@ -4,6 +4,8 @@
 ``no`` or ``off`` (so ``ZOO_NO_PLUGINS=0`` leaves plugins on).
 ``ZOO_HOME``: zoo's own files (default ``~/.cache/zoo``).
 ``ZOO_FEATURE_CACHE_MB``: the RAM the caches may take, in MB.
+``XDG_CACHE_HOME``: where torch's and Hugging Face's caches are, unless ``TORCH_HOME`` and
+``HF_HOME`` say otherwise (default ``~/.cache``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def number(name: str) -> float | None:
 
 
 def cache_home() -> Path:
-    """``$XDG_CACHE_HOME``, else ``~/.cache``: where torch, Hugging Face and zoo keep files."""
+    """``$XDG_CACHE_HOME``, else ``~/.cache``: where torch and Hugging Face keep their caches
+    when ``TORCH_HOME`` and ``HF_HOME`` are unset (zoo's own files go to ``zoo_home()``)."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
 
 

@@ -86,3 +86,9 @@ class NotSplittable(ZooError):
 class StopRequested(Exception):  # noqa: N818 - a signal between zoo's own layers, not an error
     """Ctrl-C arrived; the step in flight finished. Not a ZooError: the trainer turns it into
     Interrupted."""
+
+
+def one_line(message: str) -> str:
+    """``message`` as the one line a user sees: several lines (another library's words,
+    quoted) are joined with '; '."""
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip())

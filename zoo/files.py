@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,8 @@ def _atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # pid + random token: two processes writing the same file never share a temp file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # (os.urandom rather than secrets: the CLI imports this, and secrets costs milliseconds.)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         yield tmp
         _fsync(tmp)
@@ -98,18 +98,6 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     >>> write_json("runs/x/summary.json", {"best_val_acc": 0.93})  # doctest: +SKIP
     """
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
-
-
-def append_jsonl(path: str | os.PathLike, obj: Any) -> None:
-    """Append ``obj`` as one JSON line, rewriting the (small) file atomically; one writer a file.
-
-    >>> append_jsonl("runs/x/metrics.jsonl", {"epoch": 1, "val_acc": 0.5})  # doctest: +SKIP
-    """
-    path = Path(path)
-    old = path.read_bytes() if path.exists() else b""
-    if old and not old.endswith(b"\n"):
-        old += b"\n"
-    atomic_write_bytes(path, old + (json.dumps(obj) + "\n").encode())
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> None:

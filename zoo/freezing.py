@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from zoo.errors import FreezePointError
+from zoo.heads import find_aux_heads, find_head, head_modules
 
 if TYPE_CHECKING:
     from torch import nn
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 BACKBONE = "backbone"  # the special point: everything but the heads
 MIN_POINTS = 4
 # A container with one of these names holding over half the parameters is opened up too
-# (timm's efficientnet: conv_stem, bn1, blocks, conv_head, bn2).
+# (an efficientnet: conv_stem, bn1, blocks, conv_head, bn2).
 CONTAINERS = {"features", "layers", "blocks", "stages", "trunk_output"}
 DOMINANT = 0.5
 
@@ -49,11 +50,6 @@ def _big_container(model: nn.Module, point: str, total: int) -> bool:
     """A stage container by name (``features``, ``blocks``...) holding most of the model."""
     name = point.rsplit(".", 1)[-1]
     return name in CONTAINERS and _numel(model.get_submodule(point)) > DOMINANT * total
-
-
-def head_modules(heads: list[str]) -> list[str]:
-    """The modules never frozen: the classifier, and each auxiliary head as a whole."""
-    return heads[:1] + [h.split(".")[0] for h in heads[1:]]
 
 
 def _in_head_parent(point: str, heads: list[str]) -> bool:
@@ -112,14 +108,14 @@ def freeze(
     points: list[str] | None = None,
     heads: list[str] | None = None,
     train_bn: bool = False,
-) -> tuple[int, int]:
-    """Freeze every parameter up to and including ``until``; return (frozen, trainable) counts.
+) -> None:
+    """Freeze every parameter up to and including ``until``.
 
     Frozen BatchNorm layers stay in eval mode through ``model.train()`` so their running
     statistics never change, unless ``train_bn`` (then they train: weights and statistics).
     ``until=None`` unfreezes everything.
 
-    >>> frozen, trainable = zoo.freeze(model, "layer3")
+    >>> zoo.freeze(model, "layer3")
     """
     spec = getattr(model, "zoo_spec", None)
     heads = heads if heads is not None else (spec.heads if spec else _detect_heads(model))
@@ -137,13 +133,9 @@ def freeze(
             if _is_bn(module):
                 for p in module.parameters(recurse=False):
                     p.requires_grad_(True)
-    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-    return frozen, sum(p.numel() for p in model.parameters()) - frozen
 
 
 def _detect_heads(model: nn.Module) -> list[str]:
-    from zoo.heads import find_aux_heads, find_head
-
     return [find_head(model), *find_aux_heads(model)]
 
 

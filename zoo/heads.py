@@ -1,8 +1,14 @@
-"""Finding a model's classifier head (and auxiliary heads) and adapting it to N classes."""
+"""Finding a model's classifier head (and auxiliary heads) and adapting it to N classes.
+
+A model may name its own classifiers: ``get_classifier()`` (a module, or a pair) next to
+``reset_classifier(num_classes)``, a convention some model libraries follow. zoo reads that
+answer first; resetting such a head is the job of the model's plugin (its ``adapt_head``).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from zoo.errors import HeadError
@@ -14,14 +20,15 @@ _AUX = re.compile(r"^aux", re.IGNORECASE)  # torchvision: inception AuxLogits, g
 
 
 def find_head(model: nn.Module) -> str:
-    """The dotted path of the classifier: timm's own answer, else the last Linear or Conv2d.
+    """The dotted path of the classifier: the model's own answer, else the last Linear or
+    Conv2d.
 
     >>> find_head(torchvision.models.vgg16())
     'classifier.6'
     """
-    timm_heads = _timm_heads(model)
-    if timm_heads:
-        return timm_heads[0]
+    named = _named_heads(model)
+    if named:
+        return named[0]
     main = [n for n, m in model.named_modules() if _is_classifier(m) and not _in_aux(n)]
     if not main:
         raise HeadError(
@@ -33,8 +40,9 @@ def find_head(model: nn.Module) -> str:
 
 def find_aux_heads(model: nn.Module) -> list[str]:
     """Paths of the last classifier layer inside each auxiliary head (inception, googlenet),
-    after timm's own extra classifiers (the distillation head of deit and levit)."""
-    out = _timm_heads(model)[1:]
+    after the extra classifiers the model names itself (the distillation head of deit and
+    levit)."""
+    out = _named_heads(model)[1:]
     for name, child in model.named_children():
         if _AUX.match(name) and child is not None:
             layers = [n for n, m in child.named_modules() if _is_classifier(m)]
@@ -43,8 +51,24 @@ def find_aux_heads(model: nn.Module) -> list[str]:
     return out
 
 
-def adapt_head(model: nn.Module, path: str, num_classes: int) -> None:
+def head_modules(heads: list[str]) -> list[str]:
+    """The modules the heads occupy: the classifier, and each auxiliary head as a whole (an
+    auxiliary head is a branch, googlenet's ``aux1``). Never frozen; optional in a file.
+
+    >>> head_modules(["fc", "aux1.fc2"])
+    ['fc', 'aux1']
+    """
+    return heads[:1] + [h.split(".")[0] for h in heads[1:]]
+
+
+def adapt_head(
+    model: nn.Module, path: str, num_classes: int, *, reset: Callable | None = None
+) -> None:
     """Replace the classifier at ``path`` with a freshly initialised one for ``num_classes``.
+
+    A head the model names itself that is not one layer (crossvit's pair, levit's NormLinear,
+    a headless model) is given to ``reset``, the plugin's ``adapt_head``, else to the model's
+    own ``reset_classifier``.
 
     >>> adapt_head(model, "fc", 9)
     """
@@ -62,9 +86,9 @@ def adapt_head(model: nn.Module, path: str, num_classes: int) -> None:
             old.padding,
             bias=old.bias is not None,
         )
-    elif path in _timm_heads(model):  # crossvit's pair, levit's NormLinear, a headless model
-        reset_timm_head(model, num_classes)
-        _init(model.get_submodule(path))
+    elif path in _named_heads(model) and (reset or hasattr(model, "reset_classifier")):
+        (reset or _own_reset)(model, num_classes)
+        init_head(model.get_submodule(path))
         return
     else:
         raise HeadError(
@@ -72,13 +96,26 @@ def adapt_head(model: nn.Module, path: str, num_classes: int) -> None:
             "a head must be a Linear or Conv2d"
         )
     new = new.to(device=old.weight.device, dtype=old.weight.dtype)
-    _init(new)
+    init_head(new)
     _set_submodule(model, path, new)
 
 
+def _own_reset(model: nn.Module, num_classes: int) -> None:
+    """The model's own ``reset_classifier``, the other half of the ``get_classifier``
+    convention, for a plugin that registered no ``adapt_head``."""
+    try:
+        model.reset_classifier(num_classes)
+    except Exception as exc:  # a model's own code may raise anything, from assert to TypeError
+        raise HeadError(
+            f"{type(model).__name__}.reset_classifier({num_classes}) failed ({exc}); "
+            "register the backbone with adapt_head= a function that gives it a new head"
+        ) from None
+
+
 def head_features(model: nn.Module, path: str) -> tuple[int, int]:
-    """(in_features, out_features) of the head at ``path``; for a timm classifier that is not a
-    single layer, timm's own sizes (``out_features`` is 0 for a headless model).
+    """(in_features, out_features) of the head at ``path``; for a classifier the model names
+    itself that is not a single layer, the model's own sizes (``out_features`` is 0 for a
+    headless model).
 
     >>> head_features(torchvision.models.resnet34(), "fc")
     (512, 1000)
@@ -88,7 +125,7 @@ def head_features(model: nn.Module, path: str) -> tuple[int, int]:
         return head.in_features, head.out_features
     if hasattr(head, "in_channels") and hasattr(head, "out_channels"):
         return head.in_channels, head.out_channels
-    if path in _timm_heads(model):
+    if path in _named_heads(model):
         width = getattr(model, "head_hidden_size", None) or model.num_features
         return width, model.num_classes
     raise HeadError(
@@ -97,18 +134,7 @@ def head_features(model: nn.Module, path: str) -> tuple[int, int]:
     )
 
 
-def reset_timm_head(model: nn.Module, num_classes: int) -> None:
-    """Give a timm model ``num_classes`` outputs with its own ``reset_classifier``."""
-    try:
-        model.reset_classifier(num_classes)
-    except Exception as exc:  # timm raises anything from assert to TypeError here
-        raise HeadError(
-            f"timm cannot give {type(model).__name__} a {num_classes}-class head ({exc}); "
-            "pick another backbone or register this one with head='dotted.path'"
-        ) from exc
-
-
-def _init(head: nn.Module) -> None:
+def init_head(head: nn.Module) -> None:
     """Explicitly initialise every Linear and Conv2d of ``head`` (unless on the meta device)."""
     from torch import nn
 
@@ -126,8 +152,9 @@ def _is_classifier(module: nn.Module) -> bool:
     return isinstance(module, (nn.Linear, nn.Conv2d))
 
 
-def _timm_heads(model: nn.Module) -> list[str]:
-    """Paths of what timm's ``get_classifier`` returns (a module, or deit's pair), else []."""
+def _named_heads(model: nn.Module) -> list[str]:
+    """Paths of what the model's ``get_classifier`` returns (a module, or deit's pair), else
+    []."""
     if not (hasattr(model, "get_classifier") and hasattr(model, "reset_classifier")):
         return []
     found = model.get_classifier()

@@ -17,5 +17,18 @@ def register_backbones(register: Callable[..., None]) -> None:
     ``factory()`` takes no arguments and returns an ``nn.Module``. Optional fields: ``head``
     (dotted path of the classifier), ``stages`` (ordered freeze points), ``weights`` (mapping
     tag -> file path or URL, the first is the default), ``input_size``, ``mean``, ``std``,
-    ``description``.
+    ``interpolation``, ``crop_pct``, ``description``.
+
+    Optional code fields, for families whose models zoo's generic rules do not fit (they are
+    not kept in the index; zoo fetches them with the factory when it builds a model):
+
+    - ``adapt_head(model, num_classes)``: give the model ``num_classes`` outputs its own way
+      (every head, headless models too); zoo then initialises the heads it finds and adapts,
+      as usual, any that still has another size. Raise ``zoo.errors.HeadError`` to refuse.
+    - ``load_filter(state, model)``: a state dict converted to fit ``model`` (an original
+      checkpoint's layout), or None; tried when a tag or run does not load as it is.
+    - ``fx_leaves``: module types and functions ``torch.fx`` must not trace into (the feature
+      cache's split), or a no-argument callable returning them.
+
+        register("plainnet", PlainNet, head="classifier", stages=["stem", "block1"])
     """

@@ -1,6 +1,7 @@
 """The plugin manager: built-in plugins first, then every entry point in group ``zoo``.
 
-Set ``ZOO_NO_PLUGINS=1`` to load only the built-ins (entry points are then skipped).
+Set ``ZOO_NO_PLUGINS=1`` to load only the built-ins (entry points are then skipped);
+``ZOO_NO_PLUGINS=0`` (or empty) leaves them on, as ``zoo.env.flag`` reads every flag.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pluggy
 
 from zoo import hookspecs
 from zoo.env import flag
-from zoo.errors import PluginError
+from zoo.errors import PluginError, one_line
 
 log = logging.getLogger("zoo")
 
@@ -114,10 +115,10 @@ def unregister(name: str) -> None:
 
 
 def fail(info: PluginInfo, message: str) -> None:
-    """Record why a plugin was kept out, and say so on stderr."""
-    info.error = message
+    """Record why a plugin was kept out, and say so on stderr, in one line."""
+    info.error = one_line(message)
     _infos[info.name] = info
-    log.warning("plugin '%s' was skipped: %s", info.name, message)
+    log.warning("plugin '%s' was skipped: %s", info.name, info.error)
 
 
 def plugin_infos() -> list[PluginInfo]:

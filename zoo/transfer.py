@@ -17,6 +17,17 @@ if TYPE_CHECKING:
 
 KeyMap = Iterable[tuple[str, str]] | Mapping[str, str]
 
+# What error messages call the options: Python's argument names, or, for ``zoo transfer``
+# (``zoo.models.transfer_checkpoint``), the command's flags, so that each message names what
+# its reader typed.
+ARGUMENTS = {name: name for name in ("prefix", "key_map", "strict", "min_coverage")}
+FLAGS = {
+    "prefix": "--prefix",
+    "key_map": "--map",
+    "strict": "--strict",
+    "min_coverage": "--min-coverage",
+}
+
 
 @dataclass
 class TransferReport:
@@ -67,6 +78,7 @@ def transfer(
     key_map: KeyMap | None = None,
     strict: bool = False,
     min_coverage: float | None = None,
+    option_names: Mapping[str, str] = ARGUMENTS,
 ) -> TransferReport:
     """Copy every source tensor that fits ``model`` into it, in place, and report the rest.
 
@@ -74,7 +86,8 @@ def transfer(
     ``prefix`` keeps only keys under it (``"backbone."``), with the prefix removed;
     ``key_map`` is ``(regex, replacement)`` pairs applied in order with ``re.sub``.
     With ``strict`` or ``min_coverage``, a bad fit raises ``TransferError`` and leaves the
-    model untouched.
+    model untouched. ``option_names`` is what the messages call the options (``FLAGS``: the
+    command line's).
 
     >>> model = torchvision.models.resnet34(num_classes=9)  # doctest: +SKIP
     >>> report = transfer(model, "resnet34-imagenet.pth")  # doctest: +SKIP
@@ -84,20 +97,24 @@ def transfer(
     """
     import torch
 
-    if min_coverage is not None and not 0.0 <= min_coverage <= 1.0:
-        raise TransferError(f"min_coverage is a fraction from 0 to 1, not {min_coverage}; e.g. 0.9")
+    _check_fraction(min_coverage, option_names["min_coverage"])
     target = model.state_dict()
     state = _source_state(source, target)
     if prefix:
         state = _select_prefix(state, prefix)
-    state, renamed = _apply_key_map(state, key_map)
+    state, renamed = _apply_key_map(state, key_map, option_names["key_map"])
     report, fitting = _compare(state, target, model)
     report.renamed = renamed
-    _check(report, strict=strict, min_coverage=min_coverage)
+    _check(report, strict=strict, min_coverage=min_coverage, names=option_names)
     with torch.no_grad():
         # assign=False copies into the model's own tensors: no second copy of the weights.
         model.load_state_dict(fitting, strict=False, assign=False)
     return report
+
+
+def _check_fraction(min_coverage: float | None, called: str) -> None:
+    if min_coverage is not None and not 0.0 <= min_coverage <= 1.0:
+        raise TransferError(f"{called} is a fraction from 0 to 1, not {min_coverage}; e.g. 0.9")
 
 
 def _source_state(source: Any, target: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -125,11 +142,12 @@ def _select_prefix(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
 
 
 def _apply_key_map(
-    state: dict[str, Tensor], key_map: KeyMap | None
+    state: dict[str, Tensor], key_map: KeyMap | None, called: str
 ) -> tuple[dict[str, Tensor], dict[str, str]]:
     if not key_map:
         return state, {}
-    rules = [_rule(pair) for pair in (key_map.items() if isinstance(key_map, Mapping) else key_map)]
+    pairs = key_map.items() if isinstance(key_map, Mapping) else key_map
+    rules = [_rule(pair, called) for pair in pairs]
     mapped: dict[str, Tensor] = {}
     renamed: dict[str, str] = {}
     origin: dict[str, str] = {}
@@ -139,7 +157,7 @@ def _apply_key_map(
             new = pattern.sub(repl, new)
         if new in mapped:
             raise TransferError(
-                f"key_map maps both {origin[new]!r} and {key!r} to {new!r}; make the rules "
+                f"{called} maps both {origin[new]!r} and {key!r} to {new!r}; make the rules "
                 "more specific"
             )
         mapped[new], origin[new] = tensor, key
@@ -148,13 +166,13 @@ def _apply_key_map(
     return mapped, renamed
 
 
-def _rule(pair: Any) -> tuple[re.Pattern, str]:
+def _rule(pair: Any, called: str) -> tuple[re.Pattern, str]:
     try:
         pattern, repl = pair
         return re.compile(pattern), repl
     except (re.error, ValueError, TypeError) as e:
         raise TransferError(
-            f"bad key_map rule {pair!r} ({e}); give (regex, replacement) pairs"
+            f"bad {called} rule {pair!r} ({e}); give (regex, replacement) pairs"
         ) from None
 
 
@@ -182,7 +200,10 @@ def _compare(
     return report, fitting
 
 
-def _check(report: TransferReport, *, strict: bool, min_coverage: float | None) -> None:
+def _check(
+    report: TransferReport, *, strict: bool, min_coverage: float | None, names: Mapping[str, str]
+) -> None:
+    fix = f"fix the keys with {names['prefix']} or {names['key_map']}"
     if strict and (report.missing or report.unexpected or report.shape_mismatched):
         problems = [
             f"{len(keys)} {what} ({_preview(list(keys), 3)})"
@@ -194,8 +215,8 @@ def _check(report: TransferReport, *, strict: bool, min_coverage: float | None) 
             if keys
         ]
         raise TransferError(
-            f"strict transfer failed: {'; '.join(problems)}; fix the keys with prefix or "
-            "key_map, or drop strict to load what fits"
+            f"strict transfer failed: {'; '.join(problems)}; {fix}, or drop {names['strict']} "
+            "to load what fits"
         )
     if min_coverage is not None and report.coverage < min_coverage:
         total = len(report.loaded) + len(report.missing) + len(report.shape_mismatched)
@@ -207,8 +228,8 @@ def _check(report: TransferReport, *, strict: bool, min_coverage: float | None) 
             if keys:
                 found.append(f"{what} {_preview(keys, 3)}")
         raise TransferError(
-            f"coverage {_percent(report.coverage)} is below min_coverage "
-            f"{_percent(min_coverage)}: {'; '.join(found)}; fix the keys with prefix or key_map"
+            f"coverage {_percent(report.coverage)} is below {names['min_coverage']} "
+            f"{_percent(min_coverage)}: {'; '.join(found)}; {fix}"
         )
 
 

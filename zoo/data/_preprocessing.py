@@ -40,10 +40,12 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocessing:
+        """A config from ``d``; a key it lacks keeps the default above (said only there)."""
+        default = cls()
         return cls(
-            input_size=tuple(d.get("input_size", (3, 224, 224))),
-            mean=tuple(d.get("mean", IMAGENET_MEAN)),
-            std=tuple(d.get("std", IMAGENET_STD)),
-            interpolation=d.get("interpolation", "bilinear"),
-            crop_pct=float(d.get("crop_pct", 0.875)),
+            input_size=tuple(d.get("input_size", default.input_size)),
+            mean=tuple(d.get("mean", default.mean)),
+            std=tuple(d.get("std", default.std)),
+            interpolation=d.get("interpolation", default.interpolation),
+            crop_pct=float(d.get("crop_pct", default.crop_pct)),
         )

@@ -1,11 +1,14 @@
-"""Every timm architecture, with its pretrained tags (``arch.tag``)."""
+"""Every timm architecture, with its pretrained tags (``arch.tag``), and what zoo needs to know
+about timm's models: their own head reset, checkpoint conversion, and leaves for fx."""
 
 from __future__ import annotations
 
 import functools
 import os
+import sys
 
 import zoo
+from zoo.errors import HeadError
 
 
 def build(name: str, **kwargs):
@@ -13,6 +16,34 @@ def build(name: str, **kwargs):
     import timm
 
     return timm.create_model(name, pretrained=False, **kwargs)
+
+
+def adapt_head(model, num_classes: int) -> None:
+    """timm's own ``reset_classifier``, which knows every head a model has, headless or not
+    (a model without one, such as timm's encoders, is left to zoo's generic adaptation)."""
+    if not hasattr(model, "reset_classifier"):
+        return
+    try:
+        model.reset_classifier(num_classes)
+    except Exception as exc:  # timm raises anything from assert to TypeError here
+        raise HeadError(
+            f"timm cannot give {type(model).__name__} a {num_classes}-class head ({exc}); "
+            "pick another backbone or register this one with head='dotted.path'"
+        ) from exc
+
+
+def load_filter(state: dict, model) -> dict | None:
+    """timm's own checkpoint conversion for the model's family, where it has one."""
+    module = sys.modules.get(type(model).__module__)
+    convert = getattr(module, "checkpoint_filter_fn", None)
+    return convert(state, model) if convert is not None else None
+
+
+def fx_leaves() -> tuple:
+    """timm's leaf modules and wrapped functions, which fx must not trace into."""
+    from timm.layers import get_notrace_functions, get_notrace_modules
+
+    return (*get_notrace_modules(), *(f for f in get_notrace_functions() if callable(f)))
 
 
 def _spec(cfg) -> dict:
@@ -51,4 +82,7 @@ def register_backbones(register):
             interpolation=fields.get("interpolation"),
             crop_pct=fields.get("crop_pct"),
             description=f"timm {arch}",
+            adapt_head=adapt_head,
+            load_filter=load_filter,
+            fx_leaves=fx_leaves,
         )

@@ -17,16 +17,23 @@ def transfer_checkpoint(
     """Load what fits of ``source`` into a fresh ``into`` model; optionally save the result.
 
     The output (``.safetensors``, else a torch state dict) loads strictly into
-    ``zoo.create(into, num_classes=num_classes, weights=None)``.
+    ``zoo.create(into, num_classes=num_classes, weights=None)``. Its errors name the options
+    as ``zoo transfer``'s flags (``--map``, ``--min-coverage``), since that is who calls it.
 
     >>> report = transfer_checkpoint("old.pth", "resnet50", num_classes=9, output="r50-9.pt")
     """
     from zoo.models._create import create
-    from zoo.transfer import transfer
+    from zoo.transfer import FLAGS, transfer
 
     model = create(into, num_classes=num_classes, weights=None)
     report = transfer(
-        model, source, prefix=prefix, key_map=key_map, strict=strict, min_coverage=min_coverage
+        model,
+        source,
+        prefix=prefix,
+        key_map=key_map,
+        strict=strict,
+        min_coverage=min_coverage,
+        option_names=FLAGS,
     )
     if output:
         from zoo.files import save_safetensors, save_torch

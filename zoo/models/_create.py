@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
-from zoo.data import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from zoo.data import Preprocessing
 from zoo.registry import Backbone, get_registry
 
 if TYPE_CHECKING:
-    from torch import nn
+    import os
+
+    from torch import Tensor, nn
+
+    from zoo.weights import Resolved
 
 
 @dataclass
@@ -22,17 +26,24 @@ class ModelSpec:
     preprocessing: Preprocessing  # the image config of the weights (or the arch's default)
     num_classes: int  # outputs of the main head
     weights: dict = field(default_factory=dict)  # tag, path, build_kwargs; {} if random
-    resolved: object = field(default=None, repr=False)  # the zoo.weights.Resolved loaded
+    resolved: Resolved | None = field(default=None, repr=False)  # the weights loaded
+    # What it was built from: its plugin's adapt_head, load_filter and fx_leaves.
+    backbone: Backbone | None = field(default=None, repr=False)
 
     @property
     def head(self) -> str:
         return self.heads[0]
 
+    def __getstate__(self) -> dict:
+        # A plugin's factory may be a lambda: a pickled model (torch.save(model)) keeps the
+        # spec's facts and leaves the plugin's code behind.
+        return {**self.__dict__, "backbone": None}
+
 
 def create(
     name: str,
     num_classes: int | None = None,
-    weights: str | None = "default",
+    weights: str | os.PathLike | Resolved | None = "default",
     freeze_until: str | None = None,
     *,
     train_bn: bool = False,
@@ -41,27 +52,26 @@ def create(
     """Build backbone ``name`` with ``weights``, its head adapted, frozen up to ``freeze_until``.
 
     ``weights`` is ``"default"`` (the name's tag, else the default tag), a tag, a file or run
-    directory, or ``None``/``"none"`` for random initialisation. ``build_kwargs`` go to the
-    factory (a run of googlenet is rebuilt with the ``transform_input`` its weights needed).
+    directory (or what ``zoo.weights.resolve_file`` made of one), or ``None``/``"none"`` for
+    random initialisation. ``build_kwargs`` go to the factory (a run of googlenet is rebuilt
+    with the ``transform_input`` its weights needed).
 
     >>> model = zoo.create("resnet34", num_classes=9, weights=None, freeze_until="layer3")
     >>> model.zoo_spec.freeze_points
     ['conv1', 'bn1', 'layer1', 'layer2', 'layer3', 'layer4']
     """
-    from zoo import weights as weights_mod
     from zoo.freezing import freeze
-    from zoo.models._load import load_into
+    from zoo.weights import resolve
 
     registry = get_registry()
     backbone, tag = registry.get(name)
     backbone = registry.load_factory(backbone)
-    resolved = weights_mod.resolve(backbone, weights, tag)
+    resolved = resolve(backbone, weights, tag)
+    state = resolved.read_state() if resolved else None  # once; a bad file fails before building
     model = build(backbone, {**(resolved.build_kwargs if resolved else {}), **(build_kwargs or {})})
     spec = describe(model, backbone, resolved)
     if resolved is not None:
-        if resolved.num_classes and resolved.num_classes != spec.num_classes:
-            spec = adapt(model, spec, resolved.num_classes)  # a run's head, before loading
-        load_into(model, resolved, spec.heads)
+        spec = _load_weights(model, spec, resolved, state)
     if num_classes is not None and num_classes != spec.num_classes:
         spec = adapt(model, spec, num_classes)
     model.zoo_spec = spec
@@ -70,9 +80,25 @@ def create(
     return model
 
 
+def _load_weights(
+    model: nn.Module, spec: ModelSpec, resolved: Resolved, state: dict[str, Tensor]
+) -> ModelSpec:
+    """Give ``model`` the head size the weights were saved with, then load ``state`` (what
+    ``resolved`` holds) into it; the spec after any head change."""
+    from zoo.models._load import file_num_classes, load_into
+
+    saved = resolved.num_classes
+    if resolved.tag is None and resolved.run is None:
+        saved = resolved.num_classes = file_num_classes(model, spec.head, state)
+    if saved and saved != spec.num_classes:
+        spec = adapt(model, spec, saved)  # the file's head, before loading
+    load_into(model, resolved, spec, state)
+    return spec
+
+
 def build(backbone: Backbone, kwargs: dict | None = None) -> nn.Module:
-    """Call the backbone's factory (random weights) with the built-in extra arguments."""
-    return backbone.factory(**{**backbone.build_kwargs, **(kwargs or {})})
+    """Call the backbone's factory (random weights) with extra arguments for its weights."""
+    return backbone.factory(**(kwargs or {}))
 
 
 def build_structure(backbone: Backbone, kwargs: dict | None = None) -> nn.Module:
@@ -87,7 +113,7 @@ def build_structure(backbone: Backbone, kwargs: dict | None = None) -> nn.Module
         return build(backbone, kwargs)
 
 
-def describe(model: nn.Module, backbone: Backbone, resolved=None) -> ModelSpec:
+def describe(model: nn.Module, backbone: Backbone, resolved: Resolved | None = None) -> ModelSpec:
     """The ModelSpec of a freshly built ``model`` of ``backbone``."""
     from zoo.freezing import freeze_points
     from zoo.heads import find_aux_heads, find_head, head_features
@@ -108,49 +134,42 @@ def describe(model: nn.Module, backbone: Backbone, resolved=None) -> ModelSpec:
         if resolved
         else {},
         resolved=resolved,
+        backbone=backbone,
     )
 
 
 def adapt(model: nn.Module, spec: ModelSpec, num_classes: int) -> ModelSpec:
-    """Give ``model`` new, explicitly initialised heads with ``num_classes`` outputs."""
-    from zoo.heads import (
-        _init,
-        adapt_head,
-        find_aux_heads,
-        find_head,
-        head_features,
-        reset_timm_head,
-    )
+    """Give ``model`` new, explicitly initialised heads with ``num_classes`` outputs.
 
-    if hasattr(model, "reset_classifier") and spec.id.startswith("timm:"):
-        reset_timm_head(model, num_classes)  # timm knows its own heads best, headless or not
+    A backbone whose plugin gives ``adapt_head`` has its heads reset that way first (it knows
+    its own heads best, headless or not); zoo then initialises the heads it finds, and adapts
+    any the plugin left at another size.
+    """
+    from zoo.heads import adapt_head, find_aux_heads, find_head, head_features, init_head
+
+    reset = spec.backbone.adapt_head if spec.backbone else None
+    heads = spec.heads
+    if reset is not None:
+        reset(model, num_classes)
         heads = [find_head(model), *find_aux_heads(model)]
-        for head in heads:
-            _init(model.get_submodule(head))
-            if head_features(model, head)[1] != num_classes:  # an aux head timm did not reset
-                adapt_head(model, head, num_classes)
-    else:
-        heads = spec.heads
-        adapt_head(model, heads[0], num_classes)
-        for aux in heads[1:]:
-            adapt_head(model, aux, num_classes)
+    for head in heads:
+        if reset is not None:
+            init_head(model.get_submodule(head))
+            if head_features(model, head)[1] == num_classes:
+                continue
+        adapt_head(model, head, num_classes, reset=reset)
     spec.heads, spec.num_classes = heads, num_classes
     return spec
 
 
 def preprocessing(backbone: Backbone, spec: dict | None = None) -> Preprocessing:
-    """The image config of a tag's spec, falling back to the backbone's, then ImageNet's."""
+    """The image config of a tag's spec, falling back to the backbone's, then to
+    ``Preprocessing``'s defaults."""
     spec = spec or {}
-
-    def pick(key, default):
+    chosen = {}
+    for key in (f.name for f in fields(Preprocessing)):
         value = spec.get(key)
         value = value if value is not None else getattr(backbone, key)
-        return value if value is not None else default
-
-    return Preprocessing(
-        input_size=tuple(pick("input_size", (3, 224, 224))),
-        mean=tuple(pick("mean", IMAGENET_MEAN)),
-        std=tuple(pick("std", IMAGENET_STD)),
-        interpolation=pick("interpolation", "bilinear"),
-        crop_pct=float(pick("crop_pct", 0.875)),
-    )
+        if value is not None:
+            chosen[key] = value
+    return Preprocessing.from_dict(chosen)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from zoo.registry import get_registry
+
+if TYPE_CHECKING:
+    from zoo.registry import Backbone
 
 
 def info(name: str) -> dict:
@@ -12,23 +17,18 @@ def info(name: str) -> dict:
     ['conv1', 'bn1', 'layer1', 'layer2', 'layer3', 'layer4']
     """
     from zoo.heads import head_features
-    from zoo.models._create import build_structure, describe
-    from zoo.weights import check_tag, expected_path, find_cached
+    from zoo.models._create import build_structure, describe, preprocessing
+    from zoo.weights import check_tag, chosen_tag
 
     registry = get_registry()
     backbone, tag = registry.get(name)
     backbone = registry.load_factory(backbone)
-    chosen = tag or backbone.default_tag
+    chosen = chosen_tag(backbone, tag)
     spec_w = check_tag(backbone, chosen) if chosen else None
     model = build_structure(backbone, (spec_w or {}).get("build_kwargs"))
     spec = describe(model, backbone)
-    if spec_w:
-        from zoo.models._create import preprocessing
-
-        spec.preprocessing = preprocessing(backbone, spec_w)
+    pre = preprocessing(backbone, spec_w)
     in_features, out_features = head_features(model, spec.head)
-    pre = spec.preprocessing
-    where = expected_path(spec_w) if spec_w else None
     return {
         "id": backbone.id,
         "source": backbone.source,
@@ -43,10 +43,20 @@ def info(name: str) -> dict:
         "head": {"module": spec.head, "in_features": in_features, "out_features": out_features},
         "aux_heads": spec.heads[1:],
         "freeze_points": spec.freeze_points,
+        **_weights_fields(backbone, chosen, spec_w),
+        "also": [b.id for b in registry.candidates(backbone.arch) if b.id != backbone.id],
+    }
+
+
+def _weights_fields(backbone: Backbone, chosen: str | None, spec: dict | None) -> dict:
+    """The tags, the one chosen, and whether (and where) its file is on this machine."""
+    from zoo.weights import expected_path, find_cached
+
+    where = expected_path(spec) if spec else None
+    return {
         "tags": backbone.tags,
         "default_tag": backbone.default_tag,
         "tag": chosen,
-        "cached": bool(spec_w) and find_cached(spec_w) is not None,
+        "cached": bool(spec) and find_cached(spec) is not None,
         "weights_path": str(where) if where else None,
-        "also": [b.id for b in registry.candidates(backbone.arch) if b.id != backbone.id],
     }

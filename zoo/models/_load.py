@@ -3,32 +3,25 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo.errors import WeightsError
+from zoo.heads import head_modules
 
 if TYPE_CHECKING:
-    from torch import nn
+    from torch import Tensor, nn
 
-    from zoo.registry import Backbone
-
-from zoo.weights._resolve import Resolved
+    from zoo.models._create import ModelSpec
+    from zoo.weights import Resolved
 
 log = logging.getLogger("zoo")
 
 
-def _file_num_classes(backbone: Backbone, path: Path) -> int | None:
-    """The number of classes a plain weights file's head has, when that head fits the arch.
+def file_num_classes(model: nn.Module, head: str, state: dict[str, Tensor]) -> int | None:
+    """The number of classes a plain weights file's head has, when that head fits the model's.
 
     So that a file saved from a 10-class model gives a 10-class model, not a random head.
     """
-    from zoo.checkpoints import read_state_dict
-    from zoo.models._create import build_structure, describe
-
-    state = read_state_dict(path)  # first: a bad file fails before anything is built
-    model = build_structure(backbone)
-    head = describe(model, backbone).head
     want = getattr(model.get_submodule(head), "weight", None)
     have = state.get(f"{head}.weight")
     if want is None or have is None or have.shape[1:] != want.shape[1:]:
@@ -36,21 +29,21 @@ def _file_num_classes(backbone: Backbone, path: Path) -> int | None:
     return int(have.shape[0])
 
 
-def load_into(model: nn.Module, resolved: Resolved, heads: list[str]) -> None:
-    """Load ``resolved`` into ``model``: a tag or a run strictly; a user file by transfer,
-    requiring every parameter outside the heads (and auxiliary head branches)."""
-    from zoo.checkpoints import read_state_dict
-
-    state = read_state_dict(resolved.path)
+def load_into(
+    model: nn.Module, resolved: Resolved, spec: ModelSpec, state: dict[str, Tensor] | None = None
+) -> None:
+    """Load ``resolved`` (its tensors ``state``, read from it if not given) into ``model``,
+    described by ``spec``: a tag or a run strictly; a user file by transfer, requiring every
+    parameter outside the heads (and auxiliary head branches)."""
+    state = resolved.read_state() if state is None else state
     if resolved.tag is not None or resolved.run is not None:
-        _load_strict(model, state, resolved, heads)
+        _load_strict(model, state, resolved, spec)
     else:
-        _load_fitting(model, state, resolved, heads)
+        _load_fitting(model, state, resolved, spec.heads)
 
 
 def _head_prefixes(heads: list[str]) -> tuple[str, ...]:
-    # An auxiliary head is a whole branch (googlenet's aux1), all of it optional in a file.
-    return tuple(h + "." for h in heads[:1]) + tuple(h.split(".")[0] + "." for h in heads[1:])
+    return tuple(module + "." for module in head_modules(heads))
 
 
 def _load_fitting(model: nn.Module, state: dict, resolved: Resolved, heads: list[str]) -> None:
@@ -71,14 +64,14 @@ def _load_fitting(model: nn.Module, state: dict, resolved: Resolved, heads: list
         )
 
 
-def _load_strict(model: nn.Module, state: dict, resolved: Resolved, heads: list[str]) -> None:
+def _load_strict(model: nn.Module, state: dict, resolved: Resolved, spec: ModelSpec) -> None:
     try:
         model.load_state_dict(state, strict=True)
         return
     except RuntimeError as exc:
         error = exc
-    for candidate in (_timm_filter(model, state), state):
-        if candidate is not None and _load_headless(model, candidate, heads):
+    for candidate in (_filtered(model, state, spec), state):
+        if candidate is not None and _load_headless(model, candidate, spec):
             return
     first = str(error).splitlines()[1:2] or [str(error)]
     raise WeightsError(
@@ -87,37 +80,35 @@ def _load_strict(model: nn.Module, state: dict, resolved: Resolved, heads: list[
     )
 
 
-def _load_headless(model: nn.Module, state: dict, heads: list[str]) -> bool:
+def _filtered(model: nn.Module, state: dict, spec: ModelSpec) -> dict | None:
+    """The state converted by the plugin's ``load_filter`` (an original checkpoint's layout)."""
+    convert = spec.backbone.load_filter if spec.backbone else None
+    if convert is None:
+        return None
+    try:
+        return convert(state, model)
+    except Exception:  # a filter that does not apply: report the original mismatch
+        return None
+
+
+def _load_headless(model: nn.Module, state: dict, spec: ModelSpec) -> bool:
     """Load ``state`` if it fits exactly or lacks only the heads (feature-only weights, such
-    as timm's ``num_classes=0`` tags); those heads are then freshly initialised."""
+    as ``num_classes=0`` tags); those heads are then freshly initialised."""
     from zoo.heads import adapt_head, head_features
 
+    heads, prefixes = spec.heads, _head_prefixes(spec.heads)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     fits = all(k in expected and expected[k].shape == v.shape for k, v in state.items())
-    if not fits or any(not k.startswith(_head_prefixes(heads)) for k in missing):
+    if not fits or any(not k.startswith(prefixes) for k in missing):
         return False
     model.load_state_dict(state, strict=False)
-    prefixes = _head_prefixes(heads)
     fresh = [
         h for h, p in zip(heads, prefixes, strict=True) if any(k.startswith(p) for k in missing)
     ]
+    reset = spec.backbone.adapt_head if spec.backbone else None
     for head in fresh:
-        adapt_head(model, head, head_features(model, head)[1])
+        adapt_head(model, head, head_features(model, head)[1], reset=reset)
     if fresh:
         log.warning("the weights have no classifier; %s freshly initialised", ", ".join(fresh))
     return True
-
-
-def _timm_filter(model: nn.Module, state: dict) -> dict | None:
-    """timm's own checkpoint conversion for the model's family, where it has one."""
-    import sys
-
-    module = sys.modules.get(type(model).__module__)
-    fn = getattr(module, "checkpoint_filter_fn", None)
-    if fn is None:
-        return None
-    try:
-        return fn(state, model)
-    except Exception:  # a filter that does not apply: report the original mismatch
-        return None

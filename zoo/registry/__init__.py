@@ -4,7 +4,15 @@ on-disk index so that ``zoo list`` does not import timm."""
 from __future__ import annotations
 
 from zoo.registry._index import clear as clear_index
-from zoo.registry._listing import list_backbones
+from zoo.registry._listing import list_backbones, list_plugins
 from zoo.registry._registry import Backbone, Registry, get_registry, split_name
 
-__all__ = ["clear_index", "Backbone", "Registry", "get_registry", "list_backbones", "split_name"]
+__all__ = [
+    "Backbone",
+    "Registry",
+    "clear_index",
+    "get_registry",
+    "list_backbones",
+    "list_plugins",
+    "split_name",
+]

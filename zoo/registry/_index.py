@@ -34,7 +34,7 @@ def _fingerprint() -> str:
             ]
         except OSError:
             continue
-    builtins = Path(__file__).parent / "default_plugins"
+    builtins = Path(__file__).parent.parent / "default_plugins"
     stamps = [f"{p.name}:{p.stat().st_mtime_ns}" for p in sorted(builtins.glob("*.py"))]
     return hashlib.sha256("\n".join(sorted(names) + stamps).encode()).hexdigest()[:16]
 

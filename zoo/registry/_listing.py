@@ -1,7 +1,8 @@
-"""What ``zoo list`` returns: one row per backbone."""
+"""What ``zoo list`` and ``zoo plugins`` return: one row per backbone, one per plugin."""
 
 from __future__ import annotations
 
+from zoo import plugins
 from zoo.registry._registry import get_registry
 
 
@@ -39,3 +40,27 @@ def list_backbones(
             }
         )
     return rows
+
+
+def list_plugins() -> list[dict]:
+    """Rows for every plugin zoo knows, loaded or kept out, built-ins first.
+
+    Keys: ``name`` (the source its backbones are listed under), ``distribution`` and
+    ``version`` (None for a plugin registered in-process), ``builtin``, ``backbones`` (how
+    many it registered) and ``status`` (``ok``, or the error that kept it out).
+
+    >>> [(row["name"], row["status"]) for row in zoo.list_plugins()][:2]
+    [('torchvision', 'ok'), ('timm', 'ok')]
+    """
+    registry = get_registry()
+    return [
+        {
+            "name": p.name,
+            "distribution": p.distribution,
+            "version": p.version,
+            "builtin": p.builtin,
+            "backbones": len(registry.by_source.get(p.name, {})),
+            "status": p.status,
+        }
+        for p in plugins.plugin_infos()
+    ]

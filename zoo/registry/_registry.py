@@ -1,8 +1,9 @@
 """The backbone registry: every plugin's backbones under ``SOURCE:ARCH`` ids.
 
 Plugins fill it through their ``register_backbones`` hook. Rows of installed plugins are
-kept in an on-disk index (``zoo.index``) so listing does not import timm every time; a
-backbone's factory is fetched from its plugin only when a model is built.
+kept in an on-disk index (``zoo.registry._index``) so listing does not import the big sources every
+time; a backbone's code (its factory and the hooks below) is fetched from its plugin only when
+a model is built.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from zoo.registry import _index as index
 
 log = logging.getLogger("zoo")
 
-BUILTIN_ORDER = ("torchvision", "timm")
+BUILTIN_ORDER = tuple(name for name, _ in plugins.DEFAULT_PLUGINS)  # first, in load order
 
 
 @dataclass
@@ -38,7 +39,10 @@ class Backbone:
     interpolation: str | None = None  # resize filter
     crop_pct: float | None = None  # crop size / resize size
     description: str = ""  # one line for zoo info
-    build_kwargs: dict = field(default_factory=dict)  # passed to factory (built-ins only)
+    # Code, like the factory: never in the index, set once the plugin is called.
+    adapt_head: Callable | None = None  # (model, num_classes): resets the heads its own way
+    load_filter: Callable | None = None  # (state, model) -> a converted state dict, or None
+    fx_leaves: Callable | tuple | None = None  # () -> module types and functions fx keeps whole
 
     @property
     def id(self) -> str:
@@ -53,19 +57,20 @@ class Backbone:
         return next(iter(self.weights), None)
 
     def to_row(self) -> dict:
-        """The JSON-ready fields the index keeps (everything but the factory)."""
-        skip = {"factory"}
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        """The JSON-ready fields the index keeps (everything but the code)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in CODE}
 
     @classmethod
     def from_row(cls, row: dict) -> Backbone:
-        row = dict(row)
+        known = {f.name for f in fields(cls)}
+        row = {k: v for k, v in row.items() if k in known}  # a row an older zoo wrote
         for key in ("input_size", "mean", "std"):
             if row.get(key) is not None:
                 row[key] = tuple(row[key])
         return cls(**row)
 
 
+CODE = ("factory", "adapt_head", "load_filter", "fx_leaves")  # fetched from the plugin
 FIELDS = {
     "head",
     "stages",
@@ -76,7 +81,9 @@ FIELDS = {
     "interpolation",
     "crop_pct",
     "description",
-    "build_kwargs",
+    "adapt_head",
+    "load_filter",
+    "fx_leaves",
 }
 
 
@@ -96,16 +103,9 @@ def collect(source: str, hook: Callable) -> dict[str, Backbone]:
     found: dict[str, Backbone] = {}
 
     def register(name: str, factory: Callable, **extra) -> None:
-        unknown = set(extra) - FIELDS
-        if unknown:
-            raise PluginError(
-                f"register('{name}'): unknown field(s) {sorted(unknown)}; "
-                f"known: {sorted(FIELDS - {'build_kwargs'})}"
-            )
+        _check_fields(name, factory, extra)
         if name in found:
             raise PluginError(f"duplicate backbone id '{source}:{name}'")
-        if not callable(factory):
-            raise PluginError(f"register('{name}'): factory must be callable")
         extra["weights"] = _normalise_weights(extra.get("weights"))
         for key in ("input_size", "mean", "std"):
             if extra.get(key) is not None:
@@ -114,6 +114,22 @@ def collect(source: str, hook: Callable) -> dict[str, Backbone]:
 
     hook(register=register)
     return found
+
+
+def _check_fields(name: str, factory: Callable, extra: dict) -> None:
+    unknown = set(extra) - FIELDS
+    if unknown:
+        raise PluginError(
+            f"register('{name}'): unknown field(s) {sorted(unknown)}; known: {sorted(FIELDS)}"
+        )
+    if not callable(factory):
+        raise PluginError(f"register('{name}'): factory must be callable")
+    for key in ("adapt_head", "load_filter"):
+        if extra.get(key) is not None and not callable(extra[key]):
+            raise PluginError(f"register('{name}'): {key} must be callable")
+    leaves = extra.get("fx_leaves")
+    if not (leaves is None or callable(leaves) or isinstance(leaves, tuple | list)):
+        raise PluginError(f"register('{name}'): fx_leaves must be callable or a tuple")
 
 
 class Registry:
@@ -180,11 +196,23 @@ class Registry:
         return f"unknown backbone '{name}'; {hint}"
 
     def load_factory(self, backbone: Backbone) -> Backbone:
-        """The backbone with its factory, calling its plugin's hook if the index served it."""
+        """The backbone with its factory (and its other code fields), calling its plugin's
+        hook if the index served it; a hook that fails now is a PluginError."""
         if backbone.factory is not None:
             return backbone
-        hook = dict(plugins.hook_functions())[backbone.source]
-        found = collect(backbone.source, hook)
+        hook = dict(plugins.hook_functions()).get(backbone.source)
+        if hook is None:
+            raise PluginError(
+                f"plugin '{backbone.source}' is no longer loaded; see `zoo plugins`, then run "
+                "`zoo list --refresh`"
+            )
+        try:
+            found = collect(backbone.source, hook)
+        except Exception as exc:  # as in _call: a plugin's bug is one line, not a traceback
+            raise PluginError(
+                f"plugin '{backbone.source}' failed building {backbone.id}: register_backbones "
+                f"raised {type(exc).__name__}: {_first_line(exc)}; fix or remove the plugin"
+            ) from exc
         self.by_source[backbone.source] = {
             arch: found.get(arch, row) for arch, row in self.by_source[backbone.source].items()
         }
@@ -214,6 +242,11 @@ class Registry:
                 continue
             out.append(b)
         return out
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _matches(pattern: str, b: Backbone) -> bool:

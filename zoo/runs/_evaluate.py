@@ -26,12 +26,13 @@ class Trained:
 
 def load_trained(run_or_checkpoint: str | Path, device: str = "auto") -> Trained:
     """The best weights of a run directory (or of a ``best.pt`` file), ready for inference.
+    best.pt is read once: its meta here, and ``create`` loads the tensors read with it.
 
     >>> trained = load_trained("runs/resnet34-20261122-101500")
     """
     from zoo.compute import resolve_device
-    from zoo.models import create
     from zoo.data import Preprocessing
+    from zoo.models import create
     from zoo.weights import resolve_file
 
     path = Path(run_or_checkpoint)
@@ -41,8 +42,8 @@ def load_trained(run_or_checkpoint: str | Path, device: str = "auto") -> Trained
             f"{path} is not a zoo run or best.pt (no class names in it); "
             "pass the folder `zoo finetune` created"
         )
-    meta = _meta(resolved.path)
-    model = create(meta["id"], num_classes=meta["num_classes"], weights=str(resolved.path))
+    meta = resolved.run
+    model = create(meta["id"], num_classes=meta["num_classes"], weights=resolved)
     model.to(resolve_device(device)).eval()
     return Trained(
         model,
@@ -60,12 +61,6 @@ def output_names(class_names: list[str], num_classes: int) -> list[str]:
     ['cat', 'dog', 'output_2', 'output_3']
     """
     return list(class_names) + [f"output_{i}" for i in range(len(class_names), num_classes)]
-
-
-def _meta(path: Path) -> dict:
-    from zoo.checkpoints import read_checkpoint
-
-    return read_checkpoint(path)["meta"]
 
 
 def evaluate(
@@ -86,10 +81,13 @@ def evaluate(
     from torch.utils.data import DataLoader
 
     from zoo import compute
-    from zoo.data import ImageDataset, build_transform, scan_eval_folder
-    from zoo.compute import resolve_precision
-    from zoo.data import find_unreadable
-    from zoo.data import default_workers
+    from zoo.data import (
+        ImageDataset,
+        build_transform,
+        default_workers,
+        find_unreadable,
+        scan_eval_folder,
+    )
     from zoo.runs._plots import plot_confusion
 
     trained = load_trained(run_or_checkpoint, device)
@@ -105,7 +103,7 @@ def evaluate(
         trained.model,
         loader,
         device=device_,
-        precision=resolve_precision("fp32", device_),
+        precision=compute.resolve_precision("fp32", device_),
         num_classes=len(trained.classes),
     )
     report = _report(result, trained.classes, skipped)
@@ -144,8 +142,7 @@ def predict(
     """
     import torch
 
-    from zoo.data import build_transform
-    from zoo.data import find_unreadable, load_rgb
+    from zoo.data import build_transform, find_unreadable, load_rgb
 
     unreadable = find_unreadable(images)
     if unreadable:

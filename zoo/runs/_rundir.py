@@ -6,14 +6,14 @@ Every file is written atomically (``zoo.files``), so a killed run leaves whole f
 from __future__ import annotations
 
 import json
-import platform
 import time
 from pathlib import Path
 
+from zoo.checkpoints import read_checkpoint
 from zoo.errors import RunError
-from zoo.files import remove_stale_temporaries, save_torch, write_json
+from zoo.files import atomic_write_bytes, remove_stale_temporaries, save_torch, write_json
+from zoo.runs._plots import plot_curves
 
-RUN_FILES = ("config.json", "metrics.jsonl", "best.pt", "last.pt", "summary.json", "curves.png")
 # What a resume reads from config.json, and the JSON type each must have.
 CONFIG_FIELDS = {
     "id": str,
@@ -110,8 +110,6 @@ class RunDir:
 
     def write_metrics(self, rows: list[dict]) -> None:
         """Rewrite metrics.jsonl with ``rows`` (a small file, written whole each epoch)."""
-        from zoo.files import atomic_write_bytes
-
         text = "".join(json.dumps(row) + "\n" for row in rows)
         atomic_write_bytes(self.file("metrics.jsonl"), text.encode())
 
@@ -122,21 +120,18 @@ class RunDir:
         save_torch(state, self.file("last.pt"))
 
     def read_last(self) -> dict:
-        from zoo.checkpoints import read_checkpoint
-
         return read_checkpoint(self.file("last.pt"))
 
     def write_summary(self, summary: dict) -> None:
         write_json(self.file("summary.json"), summary)
 
     def draw_curves(self, rows: list[dict], title: str) -> None:
-        from zoo.runs._plots import plot_curves
-
         plot_curves(rows, self.file("curves.png"), title=title)
 
 
 def versions() -> dict:
     """Library versions for config.json."""
+    import platform
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}

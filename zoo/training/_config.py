@@ -1,8 +1,12 @@
-"""The fine-tuning options: defaults from the seeds' recipe, checked before any work starts."""
+"""The fine-tuning options: defaults from the seeds' recipe, checked before any work starts.
+
+The one place for their defaults and choices: ``zoo finetune``'s options are built from them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
 
 from zoo.errors import TrainingError
 
@@ -14,6 +18,13 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 @dataclass
 class TrainConfig:
     """Every option of a fine-tuning run; ``config.json`` records the resolved values."""
+
+    # The options with a fixed set of values: check() refuses any other, the CLI offers these.
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "optimizer": OPTIMIZERS,
+        "scheduler": SCHEDULERS,
+        "precision": PRECISIONS,
+    }
 
     name: str | None = None  # the backbone, [SOURCE:]ARCH[.TAG]
     data: str | None = None  # image folder; None: the embedded dataset
@@ -58,10 +69,18 @@ class TrainConfig:
             raise TrainingError("--weight-decay and --momentum must not be negative")
         if self.gamma is not None and not 0 < self.gamma <= 1:
             raise TrainingError(f"--gamma must be in (0, 1], got {self.gamma}")
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("scheduler", self.scheduler, SCHEDULERS)
-        _choice("precision", self.precision, PRECISIONS)
+        for name, choices in self.CHOICES.items():
+            _choice(name, getattr(self, name), choices)
         return self
+
+    @staticmethod
+    def flag(option: str) -> str:
+        """The command-line flag of option ``option``, for the CLI and for messages.
+
+        >>> TrainConfig.flag("freeze_until")
+        '--freeze-until'
+        """
+        return "--" + option.replace("_", "-")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,10 +93,11 @@ class TrainConfig:
 
 def _positive(name: str, value) -> None:
     if value is None or value <= 0:
-        flag = "--" + name.replace("_", "-")
-        raise TrainingError(f"{flag} must be positive, got {value}")
+        raise TrainingError(f"{TrainConfig.flag(name)} must be positive, got {value}")
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise TrainingError(f"--{name} must be one of {', '.join(choices)}, got '{value}'")
+        raise TrainingError(
+            f"{TrainConfig.flag(name)} must be one of {', '.join(choices)}, got '{value}'"
+        )

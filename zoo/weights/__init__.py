@@ -5,13 +5,21 @@ from __future__ import annotations
 
 from zoo.weights._cache import candidates, expected_path, find_cached, hf_hub_cache, torch_hub_dir
 from zoo.weights._download import download, offline
-from zoo.weights._resolve import FILE_SUFFIXES, Resolved, check_tag, resolve, resolve_file
+from zoo.weights._resolve import (
+    FILE_SUFFIXES,
+    Resolved,
+    check_tag,
+    chosen_tag,
+    resolve,
+    resolve_file,
+)
 
 __all__ = [
     "FILE_SUFFIXES",
     "Resolved",
     "candidates",
     "check_tag",
+    "chosen_tag",
     "download",
     "expected_path",
     "find_cached",

@@ -123,6 +123,6 @@ def _download_hf(spec: dict) -> Path:
                     repo, name, revision=revision or None, etag_timeout=DOWNLOAD_TIMEOUT_S
                 )
             )
-        except Exception as exc:  # try the next file name, as timm does
+        except Exception as exc:  # not there under this name: try the next one
             last = exc
     raise last

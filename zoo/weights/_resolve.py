@@ -1,7 +1,8 @@
 """Choosing weights: a tag in the local caches, a file, or a zoo run.
 
-Local first: torchvision's files in ``$TORCH_HOME/hub/checkpoints``, timm's in the Hugging
-Face cache (or the torch hub cache), plugin files where the plugin says."""
+Local first: the torch hub cache (``$TORCH_HOME/hub/checkpoints``), the Hugging Face cache,
+plugin files where the plugin says. Choosing never builds a model: what a file holds is read
+at most once, here for a run's ``best.pt`` (its meta), and handed to whoever loads it."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zoo.errors import WeightsError, WeightsNotFoundError
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from zoo.registry import Backbone
 
 from zoo.weights._cache import find_cached
@@ -37,6 +40,7 @@ class Resolved:
     class_names: list[str] | None = None  # a zoo run's classes
     build_kwargs: dict = field(default_factory=dict)  # extra factory arguments
     run: dict | None = None  # a zoo run's meta (best.pt), None for any other file
+    checkpoint: Any = field(default=None, repr=False, compare=False)  # what was read, until loaded
     _sha256: str | None = None
 
     def identity(self) -> dict:
@@ -45,6 +49,19 @@ class Resolved:
         if self.build_kwargs:  # so a run of googlenet is rebuilt with transform_input
             out["build_kwargs"] = dict(self.build_kwargs)
         return out
+
+    def read_state(self) -> dict[str, Tensor]:
+        """The file's tensors, unwrapped; the file is read here unless resolving already read
+        it, and what was read is handed over, not kept (the model holds the weights now).
+
+        >>> state = resolve_file(Path("runs/resnet34-20261122-101500")).read_state()
+        """
+        from zoo.checkpoints import extract_state_dict, read_checkpoint
+
+        checkpoint, self.checkpoint = self.checkpoint, None
+        if checkpoint is None:
+            checkpoint = read_checkpoint(self.path)
+        return extract_state_dict(checkpoint, name=str(self.path))
 
     def sha256(self) -> str:
         if self._sha256 is None:
@@ -57,20 +74,25 @@ class Resolved:
 
 
 def resolve(
-    backbone: Backbone, weights: str | os.PathLike | None, tag: str | None = None
+    backbone: Backbone, weights: str | os.PathLike | Resolved | None, tag: str | None = None
 ) -> Resolved | None:
     """Turn a ``weights`` argument into a file to load (None: random initialisation).
+
+    ``weights`` may also be what ``resolve_file`` gave (a run whose best.pt was read once);
+    it is then checked against ``backbone``.
 
     >>> resolve(backbone, "default", None).path
     PosixPath('/root/.cache/torch/hub/checkpoints/resnet34-b627a593.pth')
     """
+    if isinstance(weights, Resolved):
+        return _for_backbone(backbone, weights)
     if weights is None or str(weights).lower() == "none":
         return None
     text = str(weights)
     if text != "default" and text.lstrip(".") in backbone.weights:
         return _resolve_tag(backbone, text.lstrip("."))
     if text == "default":
-        chosen = tag or backbone.default_tag
+        chosen = chosen_tag(backbone, tag)
         if chosen is None:
             raise WeightsNotFoundError(
                 f"{backbone.id} has no published weights; pass --weights PATH or --weights none"
@@ -89,6 +111,16 @@ def _looks_like_path(text: str) -> bool:
     return os.sep in text or text.endswith(FILE_SUFFIXES) or Path(text).expanduser().exists()
 
 
+def chosen_tag(backbone: Backbone, tag: str | None = None) -> str | None:
+    """The tag default weights mean: the one the name gave (``resnet34.a1_in1k``), else the
+    backbone's first; None when it has none.
+
+    >>> chosen_tag(backbone, None)
+    'IMAGENET1K_V1'
+    """
+    return tag or backbone.default_tag
+
+
 def check_tag(backbone: Backbone, tag: str) -> dict:
     """The weights spec of ``tag``; a WeightsError listing the tags when there is none."""
     if tag not in backbone.weights:
@@ -100,9 +132,8 @@ def check_tag(backbone: Backbone, tag: str) -> dict:
 def _resolve_tag(backbone: Backbone, tag: str) -> Resolved:
     spec = check_tag(backbone, tag)
     path = find_cached(spec) or download(backbone, tag, spec)
-    return Resolved(
-        path, tag, spec, spec.get("num_classes"), build_kwargs=dict(spec.get("build_kwargs") or {})
-    )
+    build_kwargs = dict(spec.get("build_kwargs") or {})
+    return Resolved(path, tag, spec, spec.get("num_classes"), build_kwargs=build_kwargs)
 
 
 def resolve_file(path: Path) -> Resolved:
@@ -119,36 +150,40 @@ def resolve_file(path: Path) -> Resolved:
             f"no weights file at {path}; check the path, or pass "
             "--weights none for random initialisation"
         )
-    meta = _run_meta(path)
+    checkpoint = _read_torch_file(path)
+    meta = _run_meta(checkpoint)
     if meta is None:
-        return Resolved(path)
+        return Resolved(path, checkpoint=checkpoint)
     return Resolved(
         path,
-        None,
-        dict(meta.get("preprocessing") or {}),
-        meta.get("num_classes"),
+        spec=dict(meta.get("preprocessing") or {}),
+        num_classes=meta.get("num_classes"),
         class_names=meta.get("class_names"),
         run=meta,
+        checkpoint=checkpoint,
     )
 
 
-def _run_meta(path: Path) -> dict | None:
-    """A zoo ``best.pt``'s meta dict, or None for any other file."""
+def _read_torch_file(path: Path) -> Any:
+    """A ``.pt``/``.pth`` file's contents (a zoo run's best.pt is one), else None: read now, once,
+    so that a bad file fails before anything is built."""
     if path.suffix not in (".pt", ".pth"):
         return None
     from zoo.checkpoints import read_checkpoint
 
-    obj = read_checkpoint(path)
-    meta = obj.get("meta") if isinstance(obj, dict) else None
-    return meta if isinstance(meta, dict) and "state_dict" in obj else None
+    return read_checkpoint(path)
+
+
+def _run_meta(checkpoint: Any) -> dict | None:
+    """A zoo ``best.pt``'s meta dict, or None for any other file."""
+    meta = checkpoint.get("meta") if isinstance(checkpoint, dict) else None
+    return meta if isinstance(meta, dict) and "state_dict" in checkpoint else None
 
 
 def _for_backbone(backbone: Backbone, resolved: Resolved) -> Resolved:
-    """Complete a file's Resolved with what only the backbone can tell."""
-    from zoo.models._load import _file_num_classes  # a cycle the layout work removes
-
+    """Check a file's Resolved against the backbone; complete a run's with how it was built.
+    (A plain file's head size is read from its tensors when the model is built.)"""
     if resolved.run is None:
-        resolved.num_classes = _file_num_classes(backbone, resolved.path)
         return resolved
     saved_id = resolved.run.get("id")
     if saved_id and saved_id != backbone.id:

@@ -89,25 +89,13 @@ def plan_cache(
 
     from zoo.errors import NotSplittable
     from zoo.training.cache._split import split_frozen_prefix
-    from zoo.training.cache._store import FeatureStore, cache_folder, cache_key, file_signature
+    from zoo.training.cache._store import FeatureStore, cache_folder
 
-    _, height, width = pre.input_size
-    example = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(0))
     try:
-        split = split_frozen_prefix(model, example=example.to(device))
+        split = split_frozen_prefix(model, example=_example(pre, device))
     except NotSplittable as e:
         return None, f"not caching features: {e}"
-    key = cache_key(
-        model=model.zoo_spec.id,
-        weights=prefix_identity(split),
-        freeze_until=config.freeze_until,
-        preprocessing=pre.to_dict(),
-        files=file_signature([path for path, _ in samples]),
-        precision=precision.name,
-        boundary=split.boundary,
-        code=split.prefix.code,
-    )
-    folder = cache_folder(key)
+    folder = cache_folder(_key(config, model, split, pre, samples, precision))
     shapes = split.boundary_shapes
     store = FeatureStore.open(folder, count=len(samples), shapes=shapes)
     labels = torch.tensor([label for _, label in samples])
@@ -119,6 +107,31 @@ def plan_cache(
     return FeatureCache(split, store, labels, n_train, device, precision), (
         f"caching features: the frozen part runs once per image, {store.nbytes / 1e6:,.1f} MB "
         f"{where} ({store.kind})"
+    )
+
+
+def _example(pre: Preprocessing, device: torch.device) -> torch.Tensor:
+    """Two images to check the cut on, the same for every run of this size."""
+    import torch
+
+    _, height, width = pre.input_size
+    example = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(0))
+    return example.to(device)
+
+
+def _key(config: TrainConfig, model, split: Split, pre: Preprocessing, samples, precision) -> str:
+    """What the frozen part's outputs depend on: a store made with another key is not reused."""
+    from zoo.training.cache._store import cache_key, file_signature
+
+    return cache_key(
+        model=model.zoo_spec.id,
+        weights=prefix_identity(split),
+        freeze_until=config.freeze_until,
+        preprocessing=pre.to_dict(),
+        files=file_signature([path for path, _ in samples]),
+        precision=precision.name,
+        boundary=split.boundary,
+        code=split.prefix.code,
     )
 
 

@@ -1,7 +1,7 @@
 """Decoded images kept in memory: pixels that are the same every epoch are decoded once.
 
 The valid images never change from epoch to epoch, and neither do the train images of a run
-without random augmentation. When the feature cache (``zoo.caching``) does not already make
+without random augmentation. When the feature cache (``FeatureCache``) does not already make
 decoding moot, ``plan_image_cache`` keeps those parts' resized and cropped pixels as uint8
 tensors, filled from the loader during the first epoch; ``ImageCache.batches`` serves them from
 then on, normalised a batch at a time on the device (``zoo.data.normalize_batch``: the same
@@ -89,18 +89,44 @@ def plan_image_cache(
     Nothing is cached when the feature cache runs (no image is decoded twice then) or under
     torchrun (each process would hold a share that changes every epoch). The valid part comes
     first, then train without ``--augment``, each only if it fits the cap with what comes
-    before it (``zoo.caching.cap_bytes``).
+    before it (``cap_bytes``, ``$ZOO_FEATURE_CACHE_MB``).
     """
     if features or distributed:
         return None, None
-    import torch
-
-    from zoo.data import ImageDataset, build_transform
     from zoo.training.cache._features import CAP_ENV, cap_bytes
 
     samples = {"valid": split.valid, "train": [] if config.augment else split.train}
     per_image = math.prod(pre.input_size)
-    cap, total, chosen, left_out = cap_bytes(), 0, {}, []
+    cap = cap_bytes()
+    chosen, left_out = _fit_under(cap, samples, per_image)
+    if not chosen:
+        wanted = sum(len(samples[p]) for p in left_out) * per_image
+        return None, _over_cap(cap, wanted)
+    count = sum(len(s) for s in chosen.values())
+    which = " and ".join(p for p in reversed(PARTS) if p in chosen)
+    line = (
+        f"caching decoded images: {count} {which} images, "
+        f"{count * per_image / 1e6:,.1f} MB in memory"
+    )
+    if left_out:
+        line += f" (not {' and '.join(left_out)}: the cap is {cap / 1e6:,.1f} MB, ${CAP_ENV})"
+    return _empty_cache(chosen, pre, device), line
+
+
+def _over_cap(cap: int, wanted: int) -> str:
+    from zoo.training.cache._features import CAP_ENV
+
+    if not cap:
+        return f"not caching decoded images: ${CAP_ENV} is 0"
+    return (
+        f"not caching decoded images: {wanted / 1e6:,.1f} MB is over the cap of "
+        f"{cap / 1e6:,.1f} MB (${CAP_ENV})"
+    )
+
+
+def _fit_under(cap: int, samples: dict[str, list], per_image: int) -> tuple[dict, list[str]]:
+    """The parts to cache, in ``PARTS`` order while they fit under ``cap``; and those left out."""
+    total, chosen, left_out = 0, {}, []
     for part in PARTS:
         size = len(samples[part]) * per_image
         if not size:
@@ -109,17 +135,17 @@ def plan_image_cache(
             chosen[part], total = samples[part], total + size
         else:
             left_out.append(part)
-    if not chosen:
-        if not cap:
-            return None, f"not caching decoded images: ${CAP_ENV} is 0"
-        wanted = sum(len(samples[p]) for p in left_out) * per_image
-        return None, (
-            f"not caching decoded images: {wanted / 1e6:,.1f} MB is over the cap of "
-            f"{cap / 1e6:,.1f} MB (${CAP_ENV})"
-        )
+    return chosen, left_out
+
+
+def _empty_cache(chosen: dict[str, list], pre: Preprocessing, device: torch.device) -> ImageCache:
+    import torch
+
+    from zoo.data import ImageDataset, build_transform
+
     # Train without augmentation is the evaluation transform (zoo.data.build_transform).
     decode = build_transform(pre, train=False, normalize=False)
-    cache = ImageCache(
+    return ImageCache(
         pixels={
             p: torch.empty(len(s), *pre.input_size, dtype=torch.uint8) for p, s in chosen.items()
         },
@@ -129,9 +155,3 @@ def plan_image_cache(
         pre=pre,
         device=device,
     )
-    count = sum(len(s) for s in chosen.values())
-    which = " and ".join(p for p in reversed(PARTS) if p in chosen)
-    line = f"caching decoded images: {count} {which} images, {total / 1e6:,.1f} MB in memory"
-    if left_out:
-        line += f" (not {' and '.join(left_out)}: the cap is {cap / 1e6:,.1f} MB, ${CAP_ENV})"
-    return cache, line

@@ -1,6 +1,6 @@
 """A store for the cached boundary tensors of every image, and the key that finds it again.
 
-The store holds, for each image index, one row per boundary tensor of a ``zoo.split.Split``.
+The store holds, for each image index, one row per boundary tensor of a ``Split``.
 It lives in RAM as float32 when that fits a byte cap, else in RAM as bfloat16 (half the
 bytes), else on disk as float16 memory maps. A disk store is written under a temporary name
 and renamed into place only once every row is in, so a later run with the same key finds
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import FeatureStoreError
-from zoo.files import process_alive
+from zoo.training.cache._store_files import META, array_name, map_existing, sweep, to_fp16
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 FORMAT = 1  # bump when the layout on disk or the key's meaning changes
-META = "meta.json"
-FP16_MAX = 65504.0  # float16's largest finite value
 
 
 def cache_key(
@@ -84,18 +82,6 @@ def file_signature(paths: Sequence[str | os.PathLike]) -> list[tuple[str, int, i
         stat = os.stat(path)
         out.append((str(path), stat.st_size, stat.st_mtime_ns))
     return out
-
-
-def weights_identity(model, seed: int) -> str:
-    """``sha256:<hex>`` of the weights file ``model`` was built from, else ``random:<seed>``
-    (random weights are only reproducible when the run seeds before building).
-
-    >>> weights_identity(zoo.create("resnet18", weights=None), seed=0)
-    'random:0'
-    """
-    spec = getattr(model, "zoo_spec", None)
-    resolved = getattr(spec, "resolved", None)
-    return f"sha256:{resolved.sha256()}" if resolved is not None else f"random:{seed}"
 
 
 def cache_folder(key: str) -> Path:
@@ -158,11 +144,11 @@ class FeatureStore:
         import numpy as np
 
         folder.parent.mkdir(parents=True, exist_ok=True)
-        _sweep(folder)
+        sweep(folder)
         partial = folder.with_name(f".{folder.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         partial.mkdir()
         arrays = [
-            np.memmap(partial / _array_name(i), dtype=np.float16, mode="w+", shape=(count, *s))
+            np.memmap(partial / array_name(i), dtype=np.float16, mode="w+", shape=(count, *s))
             for i, s in enumerate(shapes)
         ]
         store = cls("disk-fp16", shapes, arrays, folder)
@@ -192,7 +178,7 @@ class FeatureStore:
             ):
                 return None
             arrays = [
-                _map_existing(folder / _array_name(i), meta["count"], shape)
+                map_existing(folder / array_name(i), meta["count"], shape)
                 for i, shape in enumerate(found)
             ]
         except (OSError, ValueError, KeyError, TypeError):  # missing, garbage, truncated
@@ -236,7 +222,7 @@ class FeatureStore:
         for array, tensor in zip(self._arrays, tensors, strict=True):
             tensor = tensor.detach().cpu()
             if self.kind == "disk-fp16":
-                array[rows.numpy()] = _to_fp16(tensor).numpy()
+                array[rows.numpy()] = to_fp16(tensor).numpy()
             else:
                 array[rows] = tensor.to(array.dtype)
         self._filled[rows.numpy()] = True
@@ -283,35 +269,3 @@ class FeatureStore:
             else:
                 shutil.rmtree(self._partial, ignore_errors=True)  # ours maps stay readable
         self._partial = None
-
-
-def _to_fp16(tensor: Tensor) -> Tensor:
-    import torch
-
-    if ((tensor.abs() > FP16_MAX) & torch.isfinite(tensor)).any():
-        raise FeatureStoreError(
-            "features exceed float16's range (65504), so a disk store would lose them; "
-            "raise the cache cap to keep them in RAM, or train without the feature cache"
-        )
-    return tensor.to(torch.float16)
-
-
-def _map_existing(path: Path, count: int, shape):
-    import numpy as np
-
-    expected = count * math.prod(shape) * 2
-    if path.stat().st_size != expected:
-        raise ValueError(f"{path} holds {path.stat().st_size} bytes, not {expected}")
-    return np.memmap(path, dtype=np.float16, mode="r", shape=(count, *shape))
-
-
-def _array_name(index: int) -> str:
-    return f"boundary-{index}.f16"
-
-
-def _sweep(folder: Path) -> None:
-    """Remove the partial stores of ``folder`` left by runs that were killed."""
-    for partial in folder.parent.glob(f".{folder.name}.partial-*"):
-        pid = partial.name.rsplit(".partial-", 1)[1].split("-")[0]
-        if pid.isdigit() and not process_alive(int(pid)):
-            shutil.rmtree(partial, ignore_errors=True)

@@ -1,0 +1,110 @@
+"""``zoo finetune``: its options are ``TrainConfig``'s fields, with their flags, choices and
+defaults taken from there, so that they are written once."""
+
+from __future__ import annotations
+
+import click
+
+from zoo.training import TrainConfig
+
+DEFAULTS = TrainConfig()
+
+
+def _shown(value) -> str:
+    # 0.0 reads as 0 in --help, 0.001 as 0.001.
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def option(name: str, *decls: str, negatable: bool = False, **kwargs):
+    """A click option for ``TrainConfig`` field ``name``: its flag, its choices and its default
+    shown in --help. The option itself defaults to None, so that ``finetune`` passes on only
+    what was typed (a resumed run takes the rest from its config.json)."""
+    flag = TrainConfig.flag(name)
+    if negatable:
+        flag = f"{flag}/--no-{flag[2:]}"
+    if name in TrainConfig.CHOICES:
+        kwargs.setdefault("type", click.Choice(TrainConfig.CHOICES[name]))
+    default = getattr(DEFAULTS, name)
+    if default is not None and not isinstance(default, bool):
+        kwargs.setdefault("show_default", _shown(default))
+    return click.option(*decls, flag, default=None, **kwargs)
+
+
+@click.command(context_settings={"show_default": True})
+@click.argument("name", required=False)
+@option(
+    "data",
+    type=click.Path(file_okay=False),
+    help="Image folder: DIR/train/<class>/* + DIR/valid/<class>/*, or DIR/<class>/*. "
+    "Default: the embedded shapes dataset.",
+)
+@option(
+    "weights",
+    show_default="default tag",
+    help="A weights tag, a file (.pth .pt .bin .safetensors), a run directory, or none.",
+)
+@option(
+    "freeze_until",
+    help="Freeze up to and including this point (see zoo info), "
+    "or 'backbone' for all but the head.",
+)
+@option("train_bn", is_flag=True, help="Let BatchNorm layers in the frozen part train.")
+@option("num_classes", type=int, help="Head size. Default: the classes found.")
+@option("epochs", type=int)
+@option("batch_size", type=int, help="Per process (under torchrun, each process takes this many).")
+@option("lr", type=float)
+@option("momentum", type=float)
+@option("optimizer")
+@option("weight_decay", type=float)
+@option("scheduler")
+@option("step_size", type=int, help="step: epochs between decays.")
+@option("gamma", type=float, help="Decay factor [0.1; 0.9 for exponential].")
+@option("patience", type=int, help="Stop after this many epochs without a better valid accuracy.")
+@option("seed", type=int)
+@option("device", help="auto, cpu, cuda[:N] or mps.")
+@option("precision")
+@option("workers", type=int, help="DataLoader workers [usable cores - 1, at most 4].")
+@option(
+    "output",
+    "-o",
+    type=click.Path(file_okay=False),
+    help="Run directory [runs/<arch>-<YYYYmmdd-HHMMSS>].",
+)
+@option("val_split", type=float, help="Validation fraction for DIR/<class>/* folders.")
+@option("image_size", type=int, help="Override the backbone's input size.")
+@option(
+    "augment",
+    negatable=True,
+    show_default="augment",
+    help="Random resized crop and flip while training; without them the train images are "
+    "decoded once and kept in memory, like the valid ones.",
+)
+@option(
+    "cache_features",
+    negatable=True,
+    show_default="when possible",
+    help="Run the frozen part once per image and train on its stored outputs "
+    "(needs --freeze-until and --no-augment).",
+)
+@click.option(
+    "--resume",
+    type=click.Path(file_okay=False),
+    help="Continue this run; options come from its config.json.",
+)
+def finetune(name, resume, **options):
+    """Fine-tune backbone NAME on an image folder and write a run directory.
+
+    \b
+    zoo finetune resnet34 --data ./pets --freeze-until layer3
+    zoo finetune timm:convnext_tiny --data ./pets --epochs 10 --optimizer adamw --lr 3e-4
+    zoo finetune resnet34 --data ./pets --freeze-until layer3 --no-augment  # caches features
+    zoo finetune --resume runs/resnet34-20261122-101500 --epochs 40
+
+    The run directory holds config.json, metrics.jsonl, best.pt, last.pt, summary.json and
+    curves.png. Ctrl-C saves and prints the resume command.
+    """
+    from zoo.training import finetune as run_finetune
+    from zoo.training import reporter_for
+
+    given = {k: v for k, v in options.items() if v is not None}
+    run_finetune(name, given.pop("data", None), resume=resume, reporter=reporter_for(), **given)

@@ -1,0 +1,70 @@
+"""``zoo evaluate`` and ``zoo predict``: using a finished run."""
+
+from __future__ import annotations
+
+import click
+
+from zoo.cli._render import defaults_of, emit_json, json_option
+from zoo.runs import evaluate as run_evaluate
+from zoo.runs import predict as run_predict
+
+EVALUATE, PREDICT = defaults_of(run_evaluate), defaults_of(run_predict)
+
+
+@click.command()
+@click.argument("run", type=click.Path(exists=True))
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="A folder of DATA/<class>/* images, e.g. pets/valid.",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=EVALUATE["batch_size"], show_default=True
+)
+@click.option("--device", default=EVALUATE["device"], show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), help="DataLoader workers.")
+@click.option(
+    "--png",
+    type=click.Path(dir_okay=False),
+    help="Where to draw the confusion matrix [RUN/confusion-<data>.png].",
+)
+@json_option("Print a JSON object.")
+def evaluate(run, data, batch_size, device, workers, png, as_json):
+    """Evaluate RUN (a run directory or its best.pt) on an image folder.
+
+    \b
+    zoo evaluate runs/resnet34-20261122-101500 --data ./pets/valid
+    zoo evaluate runs/resnet34-20261122-101500/best.pt --data ./pets/test --json
+    """
+    report = run_evaluate(run, data, batch_size=batch_size, device=device, workers=workers, png=png)
+    if as_json:
+        return emit_json(report)
+    click.echo(
+        f"accuracy {report['accuracy']:.2%}  loss {report['loss']:.4f}  ({report['images']} images)"
+    )
+    width = max(len(c) for c in report["classes"])
+    for name, acc in report["per_class_accuracy"].items():
+        click.echo(f"  {name:<{width}}  " + (f"{acc:.2%}" if acc is not None else "no images"))
+    click.echo(f"confusion matrix drawn to {report['confusion_png']}")
+
+
+@click.command()
+@click.argument("run", type=click.Path(exists=True))
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--top-k", type=click.IntRange(min=1), default=PREDICT["top_k"], show_default=True)
+@click.option("--device", default=PREDICT["device"], show_default=True)
+@json_option("Print a JSON list, one object per image.")
+def predict(run, images, top_k, device, as_json):
+    """Classify IMAGES with RUN (a run directory or its best.pt).
+
+    \b
+    zoo predict runs/resnet34-20261122-101500 cat.jpg dog.png
+    zoo predict runs/resnet34-20261122-101500/best.pt *.jpg --top-k 1 --json
+    """
+    rows = run_predict(run, list(images), top_k=top_k, device=device)
+    if as_json:
+        return emit_json(rows)
+    for row in rows:
+        best = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in row["top"])
+        click.echo(f"{row['image']}: {best}")

@@ -1,0 +1,172 @@
+"""The trainer: epochs of a set-up ``Session`` until the run is done, stops early or is stopped.
+
+Each epoch runs ``for phase in ("train", "valid")`` over the session's batch source, which
+set-up chose once; its metrics are summed over every rank, and the session's writer (silent
+off rank 0) writes the epoch's files. Ctrl-C finishes the step in flight and stops with
+last.pt as the last finished epoch left it.
+
+    >>> result = fit(start_run(config, reporter))
+    >>> result.summary["best_val_acc"]
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zoo import compute
+from zoo.errors import Interrupted, StopRequested
+from zoo.training import _distributed as distributed
+from zoo.training._optim import step_scheduler
+from zoo.training._seeding import seed_everything
+
+if TYPE_CHECKING:
+    from zoo.training._session import Session
+
+PHASES = ("train", "valid")
+
+
+@dataclass
+class FinetuneResult:
+    """What a finished run left behind."""
+
+    run_dir: Path  # the run directory
+    summary: dict  # summary.json's content
+    metrics: list[dict]  # metrics.jsonl's rows
+
+
+@contextmanager
+def catch_sigint() -> Iterator[Callable[[], bool]]:
+    """Yields ``stop()``: true once Ctrl-C was pressed, so the step in flight finishes and the
+    run stops; a second Ctrl-C stops at once. The previous handler is back on exit. Outside
+    the main thread, where no handler can be set, ``stop()`` stays false."""
+    import threading
+
+    pressed = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def handler(signum, frame):
+        if pressed[0]:
+            raise KeyboardInterrupt
+        pressed[0] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: pressed[0]
+    finally:
+        if previous is not None:  # None: a handler not set from Python, which cannot be put back
+            signal.signal(signal.SIGINT, previous)
+
+
+def fit(session: Session) -> FinetuneResult:
+    """Train ``session`` up to its --epochs (or --patience); raises Interrupted on Ctrl-C."""
+    progress = session.state.progress
+    try:
+        with catch_sigint() as stop:
+            while progress.epoch < session.config.epochs and not _patience_ran_out(session):
+                run_epoch(session, progress.epoch + 1, stop)
+    except StopRequested:
+        raise Interrupted(session.run.path, progress.epoch) from None
+    finally:
+        distributed.shutdown(session.dist)
+    summary = _summary(session)
+    session.reporter.done(summary, str(session.run.path))
+    return FinetuneResult(session.run.path, summary, progress.rows)
+
+
+def _patience_ran_out(session: Session) -> bool:
+    patience, p = session.config.patience, session.state.progress
+    if patience and p.epoch - p.best_epoch >= patience:
+        session.reporter.note(f"stopping early: no better valid accuracy in {patience} epochs")
+        return True
+    return False
+
+
+def run_epoch(session: Session, epoch: int, stop: Callable[[], bool] = lambda: False) -> dict:
+    """Train and validate once, step the scheduler, write the epoch's files; its metrics row."""
+    seed_everything(session.config.seed, epoch)  # dropout and anything else in the model
+    session.loaders.set_epoch(epoch)
+    optimizer = session.state.optimizer
+    lr = optimizer.param_groups[0]["lr"]
+    results = {}
+    for phase in PHASES:
+        loader = getattr(session.loaders, phase)
+        total = len(loader.sampler)
+        with session.reporter.phase(phase, epoch, session.config.epochs, total) as update:
+            results[phase] = _run_phase(session, phase, loader, epoch, update, stop)
+    train, valid = (_reduce(session, results[phase]) for phase in PHASES)
+    step_scheduler(session.state.scheduler, valid.loss)
+    row = {
+        "epoch": epoch,
+        "train_loss": train.loss,
+        "train_acc": train.accuracy,
+        "val_loss": valid.loss,
+        "val_acc": valid.accuracy,
+        "lr": lr,
+        "seconds": train.seconds + valid.seconds,
+        "train_images_per_s": train.count / max(train.seconds, 1e-9),
+    }
+    _finish_epoch(session, row)
+    return row
+
+
+def _run_phase(session: Session, phase: str, loader, epoch: int, update, stop):
+    """One pass of ``phase`` over the batch source's batches: a ``compute.PhaseResult``."""
+    model, batches = session.source.model(phase), session.source.batches(phase, loader)
+    where = {
+        "device": session.device,
+        "precision": session.precision,
+        "memory_format": session.memory_format,
+        "update": update,
+    }
+    if phase == "valid":
+        return compute.evaluate(model, batches, **where)
+    state = session.state
+    return compute.train_epoch(
+        model, batches, state.optimizer, scaler=state.scaler, epoch=epoch, stop=stop, **where
+    )
+
+
+def _reduce(session: Session, result: compute.PhaseResult) -> compute.PhaseResult:
+    """Sums over every rank, so metrics cover the whole data set (one image, one count)."""
+    if not session.dist.enabled:
+        return result
+    loss_sum, correct, count = distributed.sum_across(
+        session.dist, [result.loss_sum, result.correct, result.count]
+    )
+    return compute.PhaseResult(loss_sum, int(correct), int(count), result.seconds)
+
+
+def _finish_epoch(session: Session, row: dict) -> None:
+    p = session.state.progress
+    p.epoch, p.seconds = row["epoch"], p.seconds + row["seconds"]
+    p.rows.append(row)
+    improved = row["val_acc"] > p.best_val_acc  # the same on every rank: reduced metrics
+    if improved:
+        p.best_val_acc, p.best_epoch = row["val_acc"], row["epoch"]
+    session.writer.epoch(session.state, session.meta, _summary(session), improved=improved)
+    session.reporter.epoch(row, session.config.epochs)
+
+
+def _summary(session: Session) -> dict:
+    """summary.json."""
+    p = session.state.progress
+    return {
+        "id": session.meta["id"],
+        "best_val_acc": max(p.best_val_acc, 0.0),
+        "best_epoch": p.best_epoch,
+        "epochs_run": p.epoch,
+        "seconds": p.seconds,
+        "train_images_per_s": (
+            sum(r["train_images_per_s"] for r in p.rows) / len(p.rows) if p.rows else 0.0
+        ),
+        "frozen_params": session.counts[0],
+        "trainable_params": session.counts[1],
+        "skipped_files": [path for path, _ in session.data.skipped],
+    }
