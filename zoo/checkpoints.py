@@ -6,6 +6,7 @@ run files lives in ``zoo.files``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -22,6 +23,9 @@ WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module")
 EMA_KEYS = ("state_dict_ema", "ema")
 # Key prefixes added by DistributedDataParallel / DataParallel and by torch.compile.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+# Where `zoo transfer` records a written file's provenance: safetensors metadata (as JSON), or
+# an entry beside the state dict in a torch file.
+PROVENANCE_KEY = "zoo_transfer"
 
 _ZIP_MAGIC = b"PK\x03\x04"
 # Messages torch's weights-only unpickler gives when a file needs objects it will not build.
@@ -49,6 +53,30 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
     if _looks_like_safetensors(head) or path.suffix == ".safetensors":
         return _safetensors_load(path)
     return _torch_load(path, mmap=False)
+
+
+def read_provenance(path: str | os.PathLike, checkpoint: Any = None) -> dict | None:
+    """What `zoo transfer` recorded about a file it wrote (source, sha256, coverage, mapping),
+    else None. ``checkpoint``: a torch file's contents, when already read (else it is read).
+
+    >>> read_provenance("lite0-10.safetensors")["coverage"]  # doctest: +SKIP
+    0.9962
+    """
+    path = Path(path).expanduser()
+    if checkpoint is None and not _safetensors_file(path):
+        checkpoint = read_checkpoint(path)
+    if checkpoint is not None:
+        found = checkpoint.get(PROVENANCE_KEY) if isinstance(checkpoint, Mapping) else None
+        return dict(found) if isinstance(found, Mapping) else None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            text = (f.metadata() or {}).get(PROVENANCE_KEY)
+        found = json.loads(text) if text else None
+    except Exception:  # safetensors raises its own error type; the tensors' loader says more
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def extract_state_dict(
@@ -135,6 +163,14 @@ def _read_head(path: Path) -> bytes:
     return head
 
 
+def _safetensors_file(path: Path) -> bool:
+    """Whether ``read_checkpoint`` reads ``path`` as safetensors."""
+    head = _read_head(path)
+    return not head.startswith(_ZIP_MAGIC) and (
+        _looks_like_safetensors(head) or path.suffix == ".safetensors"
+    )
+
+
 def _looks_like_safetensors(head: bytes) -> bool:
     # An 8-byte little-endian header length, then the JSON header.
     return len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 1
@@ -167,8 +203,10 @@ def _torch_load(path: Path, *, mmap: bool) -> Any:
         if culprit:
             raise UnsafeCheckpointError(
                 f"{path} needs arbitrary unpickling ({culprit}) and zoo never runs code from "
-                "checkpoints; re-save it as a state_dict (torch.save(model.state_dict(), path)) "
-                "or as .safetensors"
+                "checkpoints; if it is a whole model (torch.save(model)), turn it into a state "
+                f"dict where the code that defines {culprit} can be imported, and only if you "
+                "trust the file: torch.save(torch.load(path, weights_only=False).state_dict(), "
+                "'state.pth'), or save that state dict as .safetensors"
             ) from None
         error = e
     except Exception as e:  # corrupt files make torch raise almost anything; all mean the same

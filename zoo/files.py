@@ -6,6 +6,7 @@ A process killed at any moment leaves either the previous whole file or the new 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -111,15 +112,28 @@ def save_torch(obj: Any, path: str | os.PathLike) -> None:
         torch.save(obj, f)
 
 
-def save_safetensors(state_dict: Mapping[str, Tensor], path: str | os.PathLike) -> None:
+def save_safetensors(
+    state_dict: Mapping[str, Tensor], path: str | os.PathLike, metadata: dict | None = None
+) -> None:
     """Save a state dict as ``.safetensors`` atomically; tied or sliced tensors are copied.
+    ``metadata`` values that are not strings are stored as JSON.
 
     >>> save_safetensors(model.state_dict(), "resnet34-9.safetensors")  # doctest: +SKIP
     """
     from safetensors.torch import save_file
 
+    text = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     with _atomic_path(path) as tmp:
-        save_file(_standalone(state_dict), tmp)
+        save_file(_standalone(state_dict), tmp, metadata=text or None)
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _standalone(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -11,6 +11,7 @@ import re
 import click
 
 from zoo.cli._render import emit_json, json_option
+from zoo.transfer import MATCHES
 
 
 def _parse_map(ctx, param, values):
@@ -35,7 +36,7 @@ def _parse_map(ctx, param, values):
     "-o",
     "--output",
     type=click.Path(dir_okay=False),
-    help="Write the result (.safetensors, else a torch state dict).",
+    help="Write the result (.safetensors, else a torch file).",
 )
 @click.option("--prefix", help="Use only keys under this prefix, e.g. backbone.")
 @click.option(
@@ -44,13 +45,31 @@ def _parse_map(ctx, param, values):
     multiple=True,
     callback=_parse_map,
     metavar="REGEX=REPL",
-    help="Rewrite source keys by regex; repeatable, applied in order.",
+    help="Rewrite source keys by regex; repeatable, applied in order (after --map-file's).",
 )
-@click.option("--strict", is_flag=True, help="Fail unless every key loads.")
+@click.option(
+    "--map-file",
+    type=click.Path(dir_okay=False),
+    help="Read REGEX=REPL rules from a file, one a line (# starts a comment line).",
+)
+@click.option(
+    "--match",
+    type=click.Choice(MATCHES),
+    default="names",
+    show_default=True,
+    help="Pair tensors by key name, or by order and shape (the same architecture under "
+    "other names).",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail unless every key loads (the head --num-classes replaces excepted).",
+)
 @click.option(
     "--min-coverage",
     type=click.FloatRange(0, 1),
-    help="Fail if less than this fraction of the parameters loads.",
+    help="Fail, writing nothing, if less than this fraction of the parameters loads "
+    "[0.5; 0 accepts anything].",
 )
 @json_option("Print the report as JSON.")
 def transfer(source_weights, into, output, as_json, **options):
@@ -60,6 +79,11 @@ def transfer(source_weights, into, output, as_json, **options):
     zoo transfer old-model.pth --into resnet50 --num-classes 9 -o resnet50-9.pt
     zoo transfer ckpt.safetensors --into resnet34 --prefix backbone. --min-coverage 0.9
     zoo transfer tf.pth --into resnet34 --map '^net\\.=' --strict --json
+    zoo transfer efficientnet-lite0.pth --into timm:tf_efficientnet_lite0 --match order \\
+        --num-classes 10 -o lite0-10.safetensors
+
+    The written file records where it came from (source, sha256, coverage, mapping), and a
+    run fine-tuned from it records that in its config.json.
     """
     from zoo import models
 

@@ -7,4 +7,16 @@ from zoo.runs._evaluate import Trained, evaluate, load_trained, output_names, pr
 from zoo.runs._plots import plot_confusion, plot_curves
 from zoo.runs._rundir import RunDir, default_output, is_run, versions
 
-__all__ = ["RunDir", "Trained", "default_output", "evaluate", "is_run", "load_trained", "output_names", "plot_confusion", "plot_curves", "predict", "versions"]
+__all__ = [
+    "RunDir",
+    "Trained",
+    "default_output",
+    "evaluate",
+    "is_run",
+    "load_trained",
+    "output_names",
+    "plot_confusion",
+    "plot_curves",
+    "predict",
+    "versions",
+]

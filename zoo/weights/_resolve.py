@@ -6,7 +6,6 @@ at most once, here for a run's ``best.pt`` (its meta), and handed to whoever loa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -14,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo import checkpoints
 from zoo.errors import WeightsError, WeightsNotFoundError
+from zoo.files import sha256
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -41,6 +42,7 @@ class Resolved:
     build_kwargs: dict = field(default_factory=dict)  # extra factory arguments
     run: dict | None = None  # a zoo run's meta (best.pt), None for any other file
     checkpoint: Any = field(default=None, repr=False, compare=False)  # what was read, until loaded
+    provenance: dict | None = None  # what zoo transfer recorded in the file, if it wrote it
     _sha256: str | None = None
 
     def identity(self) -> dict:
@@ -48,6 +50,8 @@ class Resolved:
         out = {"tag": self.tag, "path": str(self.path), "sha256": self.sha256()}
         if self.build_kwargs:  # so a run of googlenet is rebuilt with transform_input
             out["build_kwargs"] = dict(self.build_kwargs)
+        if self.provenance:  # a file zoo transfer wrote: where its tensors came from
+            out["provenance"] = dict(self.provenance)
         return out
 
     def read_state(self) -> dict[str, Tensor]:
@@ -56,20 +60,14 @@ class Resolved:
 
         >>> state = resolve_file(Path("runs/resnet34-20261122-101500")).read_state()
         """
-        from zoo.checkpoints import extract_state_dict, read_checkpoint
-
         checkpoint, self.checkpoint = self.checkpoint, None
         if checkpoint is None:
-            checkpoint = read_checkpoint(self.path)
-        return extract_state_dict(checkpoint, name=str(self.path))
+            checkpoint = checkpoints.read_checkpoint(self.path)
+        return checkpoints.extract_state_dict(checkpoint, name=str(self.path))
 
     def sha256(self) -> str:
         if self._sha256 is None:
-            digest = hashlib.sha256()
-            with open(self.path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            self._sha256 = digest.hexdigest()
+            self._sha256 = sha256(self.path)
         return self._sha256
 
 
@@ -153,7 +151,9 @@ def resolve_file(path: Path) -> Resolved:
     checkpoint = _read_torch_file(path)
     meta = _run_meta(checkpoint)
     if meta is None:
-        return Resolved(path, checkpoint=checkpoint)
+        known = checkpoint is not None or path.suffix == ".safetensors"  # nothing read twice
+        provenance = checkpoints.read_provenance(path, checkpoint) if known else None
+        return Resolved(path, checkpoint=checkpoint, provenance=provenance)
     return Resolved(
         path,
         spec=dict(meta.get("preprocessing") or {}),
@@ -169,9 +169,7 @@ def _read_torch_file(path: Path) -> Any:
     so that a bad file fails before anything is built."""
     if path.suffix not in (".pt", ".pth"):
         return None
-    from zoo.checkpoints import read_checkpoint
-
-    return read_checkpoint(path)
+    return checkpoints.read_checkpoint(path)
 
 
 def _run_meta(checkpoint: Any) -> dict | None:
