@@ -8,10 +8,13 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: install weights demo test lint format bench bench-gpu clean
 
+# compat: the project root goes on sys.path, so a `zoo/` folder in the current directory (the
+# clone itself, seen from its parent) cannot shadow the package as a namespace package.
 $(BIN)/zoo: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH_PINS)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]' \
+		--config-settings editable_mode=compat
 	touch $(BIN)/zoo
 
 install: $(BIN)/zoo

@@ -336,3 +336,31 @@ def test_a_run_from_a_transferred_file_records_its_provenance(tmp_path, tiny):
     )
     recorded = json.loads((run / "config.json").read_text())["weights"]["provenance"]
     assert recorded == read_provenance(out) and recorded["source"] == str(source)
+
+
+# --- zoo transfer from a run directory (issue 20, defect 11) ----------------------------------
+
+
+@pytest.fixture
+def tiny_run(tmp_path, tiny):
+    from images import make_image_folder
+
+    data = make_image_folder(tmp_path / "pets", ["cat", "dog"], (4, 2), layout="train-valid")
+    run = tmp_path / "run"
+    zoo.finetune(tiny, str(data), weights=None, epochs=1, image_size=32, workers=0, output=str(run))
+    return run
+
+
+def test_transfer_takes_a_run_directory_as_its_best_pt(tmp_path, tiny, tiny_run):
+    out = tmp_path / "tiny-5.pt"
+    result = invoke("transfer", tiny_run, "--into", tiny, "--num-classes", "5", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert read_provenance(out)["source"] == str((tiny_run / "best.pt").resolve())
+    report = zoo.models.transfer_checkpoint(tiny_run, tiny, num_classes=2, strict=True)
+    assert report.coverage == 1.0
+
+
+def test_transfer_of_a_folder_without_best_pt_is_one_clear_line(tmp_path, tiny):
+    (tmp_path / "empty").mkdir()
+    result = invoke("transfer", tmp_path / "empty", "--into", tiny)
+    assert_one_line_error(result, str(tmp_path / "empty"), "folder without best.pt")

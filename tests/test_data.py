@@ -419,3 +419,36 @@ def test_embedded_dataset_is_reused(shapes):
     before = marker.stat().st_mtime_ns
     assert embedded_dataset(shapes.parent) == shapes
     assert marker.stat().st_mtime_ns == before  # reused, not drawn again
+
+
+# ---------------------------------------------------------------- zoo's own output is no data
+
+
+def _fake_run(folder: Path, *extra: str) -> None:
+    folder.mkdir(parents=True)
+    for name in ("config.json", *extra):
+        (folder / name).write_text("{}")
+    write_image(folder / "curves.png")
+
+
+@pytest.mark.parametrize("layout", ["split", "train-valid"])
+def test_scan_leaves_out_a_folder_holding_a_run_and_says_so(tmp_path, layout):
+    root = make_image_folder(tmp_path / "pets", ["cat", "dog"], 3, layout=layout)
+    classes_dir = root if layout == "split" else root / "train"
+    _fake_run(classes_dir / "runs" / "tinynet-1", "metrics.jsonl")
+    _fake_run(classes_dir / "killed", "last.pt")  # killed in its first epoch: no metrics yet
+    split = scan_image_folder(root, val_split=0.34)
+    assert split.classes == ["cat", "dog"]
+    assert split.left_out == [str(classes_dir / "killed"), str(classes_dir / "runs")]
+
+
+def test_scan_leaves_out_the_excluded_folders(tmp_path):
+    root = make_image_folder(tmp_path / "pets", ["cat", "dog", "out"], 3)
+    split = scan_image_folder(root, exclude=[root / "out"])
+    assert split.classes == ["cat", "dog"] and split.left_out == [str(root / "out")]
+
+
+def test_a_folder_with_a_config_json_alone_is_still_a_class(tmp_path):
+    root = make_image_folder(tmp_path / "pets", ["cat", "dog"], 3)
+    (root / "dog" / "config.json").write_text("{}")
+    assert scan_image_folder(root).classes == ["cat", "dog"]

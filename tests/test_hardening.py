@@ -17,6 +17,7 @@ from conftest import run_zoo
 from images import make_image_folder, write_empty, write_png_bomb, write_truncated
 
 import zoo
+from zoo.runs import RunDir
 
 PLAIN = ["--weights", "none", "--image-size", "32", "--batch-size", "8", "--workers", "0"]
 
@@ -408,3 +409,124 @@ def test_a_head_larger_than_the_classes_found_evaluates_and_predicts(data, tmp_p
     assert all(len(r["top"]) == 5 for r in rows)
     names = {t["class"] for t in rows[0]["top"]}
     assert names == {"a", "b", "c", "output_3", "output_4"}
+
+
+# --- issue 20: no silent restart, an extended cosine schedule, Ctrl-C, finite options ----------
+
+TINY = [*PLAIN, "--device", "cpu"]
+
+
+def cli(*args):
+    from click.testing import CliRunner
+
+    from zoo.cli import cli as zoo_cli
+
+    return CliRunner().invoke(zoo_cli, [str(a) for a in args])
+
+
+def tiny_run(tiny, data, run, *args):
+    result = cli("finetune", tiny, "--data", data, *TINY, "-o", run, *args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_resume_refuses_a_run_that_ran_epochs_but_lost_last_pt(tiny, data, tmp_path):
+    run = tmp_path / "run"
+    tiny_run(tiny, data, run, "--epochs", "2")
+    (run / "last.pt").unlink()
+    kept = {name: (run / name).read_bytes() for name in ("metrics.jsonl", "best.pt")}
+    result = cli("finetune", "--resume", run, "--epochs", "3")
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert lines[0].startswith("Error: ") and "last.pt is missing" in lines[0]
+    assert "already ran 2 epochs" in lines[0] and "another -o" in lines[0]
+    assert {name: (run / name).read_bytes() for name in kept} == kept
+    assert not (run / "last.pt").exists()
+
+
+def test_extending_a_cosine_run_keeps_its_learning_rate_decreasing(tiny, data, tmp_path):
+    run = tmp_path / "run"
+    tiny_run(tiny, data, run, "--scheduler", "cosine", "--lr", "0.1", "--epochs", "3")
+    assert cli("finetune", "--resume", run, "--epochs", "6").exit_code == 0
+    lrs = [row["lr"] for row in RunDir(run).metrics()]
+    assert lrs[:3] == pytest.approx([0.1, 0.075, 0.025])
+    assert len(lrs) == 6 and all(a > b > 0 for a, b in zip(lrs, lrs[1:], strict=False)), lrs
+    # Extended again, it goes on decreasing from where it is.
+    assert cli("finetune", "--resume", run, "--epochs", "7").exit_code == 0
+    more = [row["lr"] for row in RunDir(run).metrics()]
+    assert more[:6] == lrs and 0 < more[6] < lrs[5]
+
+
+def test_a_run_killed_in_epoch_1_resumed_longer_gets_the_longer_schedule(tiny, data, tmp_path):
+    from zoo.training import Reporter, TrainConfig
+    from zoo.training._setup import start_run
+
+    run = tmp_path / "run"
+    options = {"weights": "none", "image_size": 32, "workers": 0, "device": "cpu", "lr": 0.1}
+    config = TrainConfig(tiny, str(data), output=str(run), epochs=2, scheduler="cosine", **options)
+    start_run(config.check(), Reporter())  # config.json and an epoch-0 last.pt, as if killed
+    assert cli("finetune", "--resume", run, "--epochs", "4").exit_code == 0
+    lrs = [row["lr"] for row in RunDir(run).metrics()]
+    assert lrs == pytest.approx([0.1, 0.1 * (2 + 2**0.5) / 4, 0.05, 0.1 * (2 - 2**0.5) / 4])
+
+
+@pytest.mark.parametrize(
+    "option", [("--lr", "nan"), ("--lr", "inf"), ("--momentum", "nan"), ("--weight-decay", "inf")]
+)
+def test_an_option_that_is_not_a_finite_number_is_refused(option, tiny, data, tmp_path):
+    result = cli("finetune", tiny, "--data", data, *TINY, "-o", tmp_path / "run", *option)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert lines[0] == f"Error: {option[0]} must be a finite number, got {option[1]}"
+    assert not (tmp_path / "run").exists()
+
+
+def _press_ctrl_c(monkeypatch, times: int) -> None:
+    """Ctrl-C ``times`` times during the first training step."""
+    from zoo import compute
+
+    real = compute.train_epoch
+
+    def train_epoch(*args, **kwargs):
+        for _ in range(times):
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(compute, "train_epoch", train_epoch)
+
+
+@pytest.mark.parametrize(("times", "holds"), [(1, "epoch 0"), (2, "the last epoch saved")])
+def test_ctrl_c_is_a_stop_not_an_error_exit_130(times, holds, tiny, data, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    _press_ctrl_c(monkeypatch, times)
+    result = cli("finetune", tiny, "--data", data, *TINY, "-o", run, "--epochs", "2")
+    assert result.exit_code == 130, result.output
+    assert "Aborted!" not in result.output and "Error" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("stopped by Ctrl-C; ") and f"last.pt holds {holds}" in last
+    assert f"zoo finetune --resume {run}" in last
+
+
+def test_ctrl_c_before_the_run_starts_exits_130_without_aborted(tiny, monkeypatch):
+    import zoo.training
+
+    def finetune(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(zoo.training, "finetune", finetune)
+    result = cli("finetune", tiny)
+    assert result.exit_code == 130 and "Aborted!" not in result.output
+    assert result.stderr.strip() == "stopped by Ctrl-C"
+
+
+def test_config_records_the_precision_auto_resolved_to_and_resume_keeps_it(tiny, data, tmp_path):
+    from zoo.compute import resolve_precision
+
+    run = tmp_path / "run"
+    tiny_run(tiny, data, run, "--epochs", "1")
+    resolved = resolve_precision("auto", torch.device("cpu")).name
+    assert RunDir(run).read_config()["options"]["precision"] == resolved != "auto"
+    assert cli("finetune", "--resume", run, "--epochs", "2").exit_code == 0
+    assert RunDir(run).read_config()["options"]["precision"] == resolved
+    assert cli("finetune", "--resume", run, "--epochs", "3", "--precision", "fp32").exit_code == 0
+    assert RunDir(run).read_config()["options"]["precision"] == "fp32"

@@ -138,3 +138,62 @@ def test_plotting_leaves_pyplot_and_the_backend_alone(tmp_path):
 def test_importing_plots_does_not_import_matplotlib():
     code = "import sys, zoo.runs; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def _keep_figures(monkeypatch) -> list:
+    """The figures the plots save, drawn, for looking at what landed on them."""
+    import zoo.runs._plots as plots
+
+    saved, save = [], plots._save_atomic
+    monkeypatch.setattr(
+        plots, "_save_atomic", lambda fig, path: saved.append(fig) or save(fig, path)
+    )
+    return saved
+
+
+def test_confusion_title_wraps_to_fit_the_picture(tmp_path, monkeypatch):
+    saved = _keep_figures(monkeypatch)
+    title = "torchvision:resnet18 on /home/someone/datasets/a-rather-long-folder-name/valid"
+    plot_confusion([[3, 1], [0, 4]], ["cat", "dog"], tmp_path / "cm.png", title=title)
+    fig = saved[0]
+    box = fig._suptitle.get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width
+    assert fig._suptitle.get_text().replace("\n", " ").startswith("torchvision:resnet18 on")
+
+
+@pytest.mark.parametrize(
+    ("suffix", "magic"), [("pdf", b"%PDF"), ("svg", b"<?xml"), ("png", b"\x89PNG")]
+)
+def test_picture_format_follows_the_suffix(tmp_path, suffix, magic):
+    path = plot_confusion([[3, 1], [0, 4]], ["cat", "dog"], tmp_path / f"cm.{suffix}")
+    assert path.read_bytes().startswith(magic)
+
+
+def test_a_suffix_matplotlib_cannot_write_is_one_line(tmp_path):
+    from zoo.errors import ZooError
+
+    with pytest.raises(ZooError, match=r"\.txt is not an image format") as raised:
+        plot_confusion([[3, 1], [0, 4]], ["cat", "dog"], tmp_path / "cm.txt")
+    assert "\n" not in str(raised.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_glyphs_in_class_names_do_not_warn(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plot_confusion([[3, 1], [0, 4]], ["猫", "🐶 dog"], tmp_path / "cm.png", title="猫 vs 🐶")
+    assert [str(w.message) for w in caught] == []
+    _assert_png(tmp_path / "cm.png", (300, 300))
+
+
+def test_lr_labels_read_the_same_for_the_same_rate(tmp_path, monkeypatch):
+    saved = _keep_figures(monkeypatch)
+    # A cosine schedule's floats: 0.025 arrives as a hair above and a hair below.
+    lrs = [0.1, 0.07500000000000001, 0.025000000000000005, 0.0, 0.024999999999999994, 0.075]
+    rows = [{**row, "lr": lr} for row, lr in zip(_rows(6), lrs, strict=True)]
+    plot_curves(rows, tmp_path / "curves.png")
+    loss_ax = saved[0].axes[0]
+    labels = [text.get_text() for text in loss_ax.texts if text.get_text().startswith("lr ")]
+    assert labels == ["lr 0.075", "lr 0.025", "lr 0", "lr 0.025", "lr 0.075"]

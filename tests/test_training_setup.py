@@ -108,7 +108,13 @@ def test_a_new_run_saves_config_and_an_epoch_0_last_pt(tiny, data, tmp_path):
     assert record["id"] == tiny and record["class_names"] == ["a", "b", "c"]
     last = run.read_last()
     assert set(last) == LAST_KEYS
-    assert last["progress"] == {"epoch": 0, "best_val_acc": -1.0, "best_epoch": 0, "seconds": 0.0}
+    assert last["progress"] == {
+        "epoch": 0,
+        "best_val_acc": -1.0,
+        "best_epoch": 0,
+        "seconds": 0.0,
+        "schedule_epochs": 2,
+    }
     assert last["meta"] == session.meta and last["meta"]["class_names"] == ["a", "b", "c"]
 
 

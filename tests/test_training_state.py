@@ -58,6 +58,7 @@ def test_the_state_round_trips_through_state_dict():
         "best_val_acc": 0.5,
         "best_epoch": 2,
         "seconds": 1.25,
+        "schedule_epochs": None,
     }
 
 
@@ -69,7 +70,13 @@ def test_last_pt_keeps_today_s_keys_and_comes_back_with_the_metrics_rows(tmp_pat
     save_last(run, state, META)
     raw = torch.load(run.file("last.pt"), map_location="cpu", weights_only=False)
     assert list(raw) == LAST_KEYS
-    assert list(raw["progress"]) == ["epoch", "best_val_acc", "best_epoch", "seconds"]
+    assert list(raw["progress"]) == [
+        "epoch",
+        "best_val_acc",
+        "best_epoch",
+        "seconds",
+        "schedule_epochs",  # optional: older runs' last.pt lack it
+    ]
     assert raw["scaler"] is None and raw["meta"] == META
     fresh = new_state(1)
     load_last(run, fresh)

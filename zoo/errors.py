@@ -10,6 +10,8 @@ from __future__ import annotations
 class ZooError(Exception):
     """A problem the user can act on; the message says what was wrong and what to do."""
 
+    label = "Error: "  # what the CLI prints before the message
+
 
 class UnknownBackboneError(ZooError):
     """No backbone is registered under the given name."""
@@ -64,13 +66,16 @@ class NonFiniteLoss(TrainingError):
 
 
 class Interrupted(TrainingError):
-    """Ctrl-C: the run stopped; last.pt holds the last finished epoch."""
+    """Ctrl-C: the run stopped; last.pt holds the last finished epoch. A deliberate stop, not
+    a failure: the CLI prints it without the ``Error:`` label and exits 130."""
 
     exit_code = 130
+    label = ""
 
-    def __init__(self, run_dir, epoch: int) -> None:
+    def __init__(self, run_dir, epoch: int | None) -> None:
+        holds = f"epoch {epoch}" if epoch is not None else "the last epoch saved"
         super().__init__(
-            f"interrupted; {run_dir}/last.pt holds epoch {epoch}. Resume with: "
+            f"stopped by Ctrl-C; {run_dir}/last.pt holds {holds}. Resume with: "
             f"zoo finetune --resume {run_dir}"
         )
 

@@ -1,7 +1,8 @@
 """The ``zoo`` command: a thin layer that parses options, calls the library, renders results.
 
 Every ``ZooError``, and every ``OSError`` (a path the system refuses), becomes one line on
-stderr and exit status 1; ``--debug`` shows the traceback instead. Each command family lives
+stderr and exit status 1; ``--debug`` shows the traceback instead. Ctrl-C is a stop, not an
+error: one line without the ``Error:`` label, and exit status 130. Each command family lives
 in its own module: backbones (list, info, plugins), transfer, finetune, runs (evaluate,
 predict).
 """
@@ -32,8 +33,11 @@ class ZooGroup(click.Group):
             # A closed pipe (zoo list | head) is click's to end quietly.
             if ctx.obj and ctx.obj.get("debug") or isinstance(exc, BrokenPipeError):
                 raise
-            click.echo(f"Error: {_message(exc)}", err=True)
+            click.echo(f"{getattr(exc, 'label', 'Error: ')}{_message(exc)}", err=True)
             ctx.exit(getattr(exc, "exit_code", 1))
+        except KeyboardInterrupt:  # Ctrl-C outside a run's epochs: a stop, not click's Aborted!
+            click.echo("stopped by Ctrl-C", err=True)
+            ctx.exit(130)
 
 
 def _message(exc: Exception) -> str:

@@ -27,7 +27,8 @@ EVALUATE, PREDICT = defaults_of(run_evaluate), defaults_of(run_predict)
 @click.option(
     "--png",
     type=click.Path(dir_okay=False),
-    help="Where to draw the confusion matrix [RUN/confusion-<data>.png].",
+    help="Where to draw the confusion matrix [RUN/confusion-<data>.png]; the suffix names "
+    "the format (.png, .pdf, .svg, ...).",
 )
 @json_option("Print a JSON object.")
 def evaluate(run, data, batch_size, device, workers, png, as_json):
@@ -46,6 +47,12 @@ def evaluate(run, data, batch_size, device, workers, png, as_json):
     width = max(len(c) for c in report["classes"])
     for name, acc in report["per_class_accuracy"].items():
         click.echo(f"  {name:<{width}}  " + (f"{acc:.2%}" if acc is not None else "no images"))
+    skipped = report["skipped_files"]
+    if skipped:
+        shown = ", ".join(skipped[:3]) + (
+            f", ... ({len(skipped)} in all)" if len(skipped) > 3 else ""
+        )
+        click.echo(f"skipped {len(skipped)} unreadable file{'s' * (len(skipped) > 1)}: {shown}")
     click.echo(f"confusion matrix drawn to {report['confusion_png']}")
 
 
@@ -58,13 +65,21 @@ def evaluate(run, data, batch_size, device, workers, png, as_json):
 def predict(run, images, top_k, device, as_json):
     """Classify IMAGES with RUN (a run directory or its best.pt).
 
+    An image may be a folder: every image file under it, subfolders included, in sorted
+    order. A file that cannot be read is skipped with a line on stderr (in JSON its object
+    has "skipped": REASON and no classes); the exit code is 1 only if no image was read.
+
     \b
     zoo predict runs/resnet34-20261122-101500 cat.jpg dog.png
+    zoo predict runs/resnet34-20261122-101500 ./unsorted
     zoo predict runs/resnet34-20261122-101500/best.pt *.jpg --top-k 1 --json
     """
     rows = run_predict(run, list(images), top_k=top_k, device=device)
+    for row in rows:
+        if "skipped" in row:
+            click.echo(f"skipping unreadable {row['image']}: {row['skipped']}", err=True)
     if as_json:
         return emit_json(rows)
-    for row in rows:
+    for row in (row for row in rows if "skipped" not in row):
         best = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in row["top"])
         click.echo(f"{row['image']}: {best}")

@@ -29,7 +29,7 @@ def _parse_map(ctx, param, values):
 
 
 @click.command()
-@click.argument("source_weights", type=click.Path(dir_okay=False))
+@click.argument("source_weights", type=click.Path())
 @click.option("--into", "into", required=True, help="The target backbone, e.g. resnet50.")
 @click.option("--num-classes", type=click.IntRange(min=1), help="Classes of the target head.")
 @click.option(
@@ -73,10 +73,12 @@ def _parse_map(ctx, param, values):
 )
 @json_option("Print the report as JSON.")
 def transfer(source_weights, into, output, as_json, **options):
-    """Load what fits of SOURCE_WEIGHTS into backbone INTO and report the rest.
+    """Load what fits of SOURCE_WEIGHTS (a weights file, or a zoo run directory: its
+    best.pt) into backbone INTO and report the rest.
 
     \b
     zoo transfer old-model.pth --into resnet50 --num-classes 9 -o resnet50-9.pt
+    zoo transfer runs/resnet34-20261122-101500 --into resnet34 --num-classes 9 -o r34-9.pt
     zoo transfer ckpt.safetensors --into resnet34 --prefix backbone. --min-coverage 0.9
     zoo transfer tf.pth --into resnet34 --map '^net\\.=' --strict --json
     zoo transfer efficientnet-lite0.pth --into timm:tf_efficientnet_lite0 --match order \\

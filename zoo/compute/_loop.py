@@ -60,19 +60,22 @@ def forward(model, inputs):
     return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
 
 
-def criterion(outputs, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, main logits): cross-entropy, plus the weighted auxiliary losses of
-    inception/googlenet in train mode."""
+def criterion(outputs, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss to train on, main head's loss, main logits): cross-entropy, plus the weighted
+    auxiliary losses of inception/googlenet in train mode. The main head's loss is the one to
+    report: it is what evaluation measures, so train and valid losses compare."""
     import torch.nn.functional as F
 
     if not isinstance(outputs, (tuple, list)):
-        return F.cross_entropy(outputs, targets), outputs
+        loss = F.cross_entropy(outputs, targets)
+        return loss, loss, outputs
     main, *aux = [o for o in outputs if o is not None]
-    loss = F.cross_entropy(main, targets)
+    main_loss = F.cross_entropy(main, targets)
     weight = AUX_WEIGHTS.get(len(aux), 0.3)
+    loss = main_loss
     for logits in aux:
         loss = loss + weight * F.cross_entropy(logits, targets)
-    return loss, main
+    return loss, main_loss, main
 
 
 def train_epoch(
@@ -90,7 +93,8 @@ def train_epoch(
 ) -> PhaseResult:
     """Train ``model`` over ``loader``'s (inputs, targets) once; raises NonFiniteLoss, or
     StopRequested after the step in flight when ``stop()`` turns true. Inputs are images, or
-    tuples of cached features for a suffix model (``zoo.training.cache``)."""
+    tuples of cached features for a suffix model (``zoo.training.cache``). The loss trained on
+    includes auxiliary heads' losses; the one reported is the main head's, as in ``evaluate``."""
     import time
 
     model.train()
@@ -100,7 +104,7 @@ def train_epoch(
         images = to_device(images, device, memory_format)
         targets = targets.to(device, non_blocking=True)
         with autocast(device, precision):
-            loss, logits = criterion(forward(model, images), targets)
+            loss, main_loss, logits = criterion(forward(model, images), targets)
         value = loss.item()
         if not math.isfinite(value):
             raise NonFiniteLoss(
@@ -116,8 +120,9 @@ def train_epoch(
         else:
             loss.backward()
             optimizer.step()
-        _accumulate(result, value, logits, targets)
-        update(len(targets), value * len(targets))
+        reported = main_loss.item() if main_loss is not loss else value
+        _accumulate(result, reported, logits, targets)
+        update(len(targets), reported * len(targets))
         if stop():
             raise StopRequested
     result.seconds = time.perf_counter() - start

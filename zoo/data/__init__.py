@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from zoo.data._embedded import CLASSES, COUNTS, NAME, draw_shape, embedded_dataset
 from zoo.data._folders import (
-    IMAGE_EXTENSIONS,
     DataSplit,
     drop_unreadable,
     scan_eval_folder,
@@ -16,6 +15,7 @@ from zoo.data._loaders import Loaders, batch_indices, default_workers, make_load
 from zoo.data._preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from zoo.data._sampling import EpochSampler, epoch_seed, seeded_dataset
 from zoo.data._transforms import build_transform, normalize_batch
+from zoo.data._walk import IMAGE_EXTENSIONS, expand_images, looks_like_run, walk_images
 
 __all__ = [
     "CLASSES",
@@ -35,13 +35,16 @@ __all__ = [
     "drop_unreadable",
     "embedded_dataset",
     "epoch_seed",
+    "expand_images",
     "find_unreadable",
     "load_rgb",
+    "looks_like_run",
     "make_loaders",
     "normalize_batch",
     "scan_eval_folder",
     "scan_image_folder",
     "seeded_dataset",
+    "walk_images",
 ]
 
 

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from zoo.data._images import find_unreadable
+from zoo.data._walk import IMAGE_EXTENSIONS, walk_images
 from zoo.errors import DataError
 
-if TYPE_CHECKING:
-    pass
-
-
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
-)
 VALID_NAMES = ("valid", "val")
 
 
@@ -35,13 +29,19 @@ class DataSplit:
     train: list[tuple[str, int]]  # (image path, label), grouped by class, paths sorted
     valid: list[tuple[str, int]]  # same, for the validation phase
     layout: str  # "train-valid": train/ and valid/ (or val/) folders; "split": split by fraction
+    # folders that would have been classes but hold zoo's own output (a run) or were excluded
+    left_out: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- scanning folders
 
 
 def scan_image_folder(
-    root: str | os.PathLike, *, val_split: float = 0.2, seed: int = 0
+    root: str | os.PathLike,
+    *,
+    val_split: float = 0.2,
+    seed: int = 0,
+    exclude: Iterable[str | os.PathLike] = (),
 ) -> DataSplit:
     """Find the classes and images of ``root``, in either of two layouts.
 
@@ -52,16 +52,21 @@ def scan_image_folder(
     image; a class with a single image is trained on but not validated. Names starting with a
     dot are ignored, and images are found by extension, in subfolders too.
 
+    zoo's own output is never data: a folder that is or holds a run directory (``runs/`` when
+    training from inside the data folder), and the folders in ``exclude`` (a run's
+    ``--output``), are left out of the classes and listed in ``left_out``.
+
     Example:
         >>> split = scan_image_folder("pets", val_split=0.2, seed=0)
         >>> split.classes, len(split.train), len(split.valid)
         (['cat', 'dog'], 160, 40)
     """
     root = _existing_folder(root)
+    skip = {Path(p).resolve() for p in exclude}
     folders = _train_valid_folders(root)
     if folders is None:
-        return _split_layout(root, val_split, seed)
-    return _train_valid_layout(*folders)
+        return _split_layout(root, val_split, seed, skip)
+    return _train_valid_layout(*folders, skip)
 
 
 def scan_eval_folder(root: str | os.PathLike, class_names: list[str]) -> list[tuple[str, int]]:
@@ -74,7 +79,7 @@ def scan_eval_folder(root: str | os.PathLike, class_names: list[str]) -> list[tu
         [('pets/valid/cat/001.jpg', 0)]
     """
     root = _existing_folder(root)
-    found = _scan_classes(root)
+    found = _scan_classes(root, set(), [])
     unknown = sorted(set(found) - set(class_names))
     if unknown:
         hint = ""
@@ -116,8 +121,12 @@ def _train_valid_folders(root: Path) -> tuple[Path, Path] | None:
     return root / "train", root / valid[0]
 
 
-def _train_valid_layout(train_dir: Path, valid_dir: Path) -> DataSplit:
-    train, valid = _scan_classes(train_dir), _scan_classes(valid_dir)
+def _train_valid_layout(train_dir: Path, valid_dir: Path, skip: set[Path]) -> DataSplit:
+    left_out: list[str] = []
+    train, valid = (
+        _scan_classes(train_dir, skip, left_out),
+        _scan_classes(valid_dir, skip, left_out),
+    )
     _require_images(train_dir, train)
     _require_two_classes(train_dir, train)
     missing, extra = sorted(set(train) - set(valid)), sorted(set(valid) - set(train))
@@ -133,13 +142,16 @@ def _train_valid_layout(train_dir: Path, valid_dir: Path) -> DataSplit:
         )
     _require_images(valid_dir, valid)
     classes = sorted(train)
-    return DataSplit(classes, _label(classes, train), _label(classes, valid), "train-valid")
+    return DataSplit(
+        classes, _label(classes, train), _label(classes, valid), "train-valid", left_out
+    )
 
 
-def _split_layout(root: Path, val_split: float, seed: int) -> DataSplit:
+def _split_layout(root: Path, val_split: float, seed: int, skip: set[Path]) -> DataSplit:
     if not 0 < val_split < 1:
         raise DataError(f"val_split must be between 0 and 1 (exclusive), got {val_split}")
-    found = _scan_classes(root)
+    left_out: list[str] = []
+    found = _scan_classes(root, skip, left_out)
     _require_images(root, found)
     _require_two_classes(root, found)
     train: dict[str, list[str]] = {}
@@ -156,7 +168,7 @@ def _split_layout(root: Path, val_split: float, seed: int) -> DataSplit:
             " add images or use train/ and valid/ folders"
         )
     classes = sorted(found)
-    return DataSplit(classes, _label(classes, train), _label(classes, valid), "split")
+    return DataSplit(classes, _label(classes, train), _label(classes, valid), "split", left_out)
 
 
 def _valid_count(n: int, fraction: float) -> int:
@@ -169,20 +181,17 @@ def _subfolders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir())
 
 
-def _scan_classes(folder: Path) -> dict[str, list[str]]:
-    return {d.name: _image_files(d) for d in _subfolders(folder)}
-
-
-def _image_files(folder: Path) -> list[str]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]  # prunes the walk too
-        found += [
-            os.path.join(dirpath, f)
-            for f in filenames
-            if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS
-        ]
-    return sorted(found)
+def _scan_classes(folder: Path, skip: set[Path], left_out: list[str]) -> dict[str, list[str]]:
+    """Each subfolder's images, by name; a subfolder that is or holds a zoo run, or is in
+    ``skip``, is no class: its path goes to ``left_out``."""
+    found = {}
+    for sub in _subfolders(folder):
+        files, holds_run = ([], False) if sub.resolve() in skip else walk_images(sub)
+        if holds_run or sub.resolve() in skip:
+            left_out.append(str(sub))
+        else:
+            found[sub.name] = files
+    return found
 
 
 def _require_images(folder: Path, found: dict[str, list[str]]) -> None:

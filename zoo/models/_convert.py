@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from zoo.errors import TransferError
 from zoo.transfer import FLAGS, TransferReport, read_key_map, transfer
 
 # A transfer that loads less than this writes nothing, unless min_coverage says otherwise: a
@@ -28,6 +29,8 @@ def transfer_checkpoint(
 ) -> TransferReport:
     """Load what fits of ``source`` into a fresh ``into`` model; optionally save the result.
 
+    ``source`` is a weights file or a zoo run directory (its ``best.pt``).
+
     ``map_file``'s rules come before ``key_map``'s. Below ``min_coverage`` (default 50 %;
     0 accepts anything) nothing is written. ``strict`` allows the head that ``num_classes``
     re-initialises. The output (``.safetensors``, else a torch file) loads strictly into
@@ -39,6 +42,7 @@ def transfer_checkpoint(
     from zoo.heads import head_modules
     from zoo.models._create import create
 
+    source = _weights_file(source)
     model = create(into, num_classes=num_classes, weights=None)
     rules = [*(read_key_map(map_file) if map_file else []), *(key_map or [])]
     report = transfer(
@@ -56,6 +60,18 @@ def transfer_checkpoint(
         record = _provenance(source, model, report, prefix=prefix, rules=rules, match=match)
         _write(model.state_dict(), record, output)
     return report
+
+
+def _weights_file(source: str | os.PathLike) -> str | os.PathLike:
+    """``source``, or a run directory's ``best.pt``."""
+    if not Path(source).is_dir():
+        return source
+    best = Path(source) / "best.pt"
+    if not best.is_file():
+        raise TransferError(
+            f"{source} is a folder without best.pt; pass a weights file or a zoo run directory"
+        )
+    return best
 
 
 def _provenance(source, model, report: TransferReport, **how) -> dict:

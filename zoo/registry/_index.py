@@ -27,7 +27,7 @@ def index_path() -> Path:
 def _fingerprint() -> str:
     """A hash of every installed distribution's name and version, and of zoo's built-ins."""
     names = []
-    for entry in sys.path:
+    for entry in _installed_paths():
         try:
             names += [
                 n for n in os.listdir(entry or ".") if n.endswith((".dist-info", ".egg-info"))
@@ -36,7 +36,17 @@ def _fingerprint() -> str:
             continue
     builtins = Path(__file__).parent.parent / "default_plugins"
     stamps = [f"{p.name}:{p.stat().st_mtime_ns}" for p in sorted(builtins.glob("*.py"))]
-    return hashlib.sha256("\n".join(sorted(names) + stamps).encode()).hexdigest()[:16]
+    # A set: a folder on the path twice (python -m from the clone) lists nothing new.
+    return hashlib.sha256("\n".join(sorted(set(names)) + stamps).encode()).hexdigest()[:16]
+
+
+def _installed_paths() -> list[str]:
+    """sys.path without the current folder that ``python -m zoo`` or ``-c`` put first, unless
+    it is on the path for good too: otherwise a folder holding a clone's ``zoo.egg-info``
+    would throw the index away (and import timm to rebuild it) whenever zoo starts elsewhere."""
+    first, *rest = sys.path or [""]
+    started_here = not sys.flags.safe_path and first in ("", os.getcwd())
+    return rest if started_here and first not in rest else [first, *rest]
 
 
 def plugin_key(source: str) -> str | None:

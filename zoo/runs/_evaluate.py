@@ -85,16 +85,12 @@ def evaluate(
         ImageDataset,
         build_transform,
         default_workers,
-        find_unreadable,
         scan_eval_folder,
     )
     from zoo.runs._plots import plot_confusion
 
     trained = load_trained(run_or_checkpoint, device)
-    samples = scan_eval_folder(data, trained.classes)
-    skipped = find_unreadable([path for path, _ in samples])
-    bad = dict(skipped)
-    samples = [s for s in samples if s[0] not in bad]
+    samples, skipped = _readable(scan_eval_folder(data, trained.classes), data)
     dataset = ImageDataset(samples, build_transform(trained.preprocessing, train=False))
     workers = default_workers() if workers is None else workers
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
@@ -113,6 +109,19 @@ def evaluate(
     )
     report["confusion_png"] = str(png)
     return report
+
+
+def _readable(samples: list[tuple[str, int]], data) -> tuple[list, list[tuple[str, str]]]:
+    """``samples`` without the unreadable files, and those files with the reasons."""
+    from zoo.data import find_unreadable
+
+    skipped = find_unreadable([path for path, _ in samples])
+    bad = dict(skipped)
+    samples = [s for s in samples if s[0] not in bad]
+    if not samples:
+        path, reason = skipped[0]
+        raise DataError(f"no readable images in {data} (such as {path}: {reason})")
+    return samples, skipped
 
 
 def _report(result, classes: list[str], skipped) -> dict:
@@ -135,36 +144,50 @@ def _report(result, classes: list[str], skipped) -> dict:
 def predict(
     run_or_checkpoint: str | Path, images: list[str | Path], *, top_k: int = 5, device: str = "auto"
 ) -> list[dict]:
-    """The ``top_k`` classes with probabilities for each image, in the order given.
+    """The ``top_k`` classes with probabilities for each image, in the order given; a folder
+    stands for the image files under it, sorted, subfolders included. An image that cannot be
+    read is skipped: its row is ``{"image": PATH, "top": [], "skipped": REASON}``. A DataError
+    when no image can be read.
 
     >>> zoo.runs.predict("runs/resnet34-20261122-101500", ["cat.jpg"], top_k=1)
     [{'image': 'cat.jpg', 'top': [{'class': 'cat', 'probability': 0.98}]}]
     """
+    from zoo.data import expand_images, find_unreadable
+
+    images = expand_images(images)
+    unreadable = dict(find_unreadable(images))
+    if len(unreadable) == len(images):
+        path, reason = next(iter(unreadable.items()))
+        what = (
+            "cannot read" if len(images) == 1 else f"none of the {len(images)} images can be read:"
+        )
+        raise DataError(f"{what} {path}: {reason}")
+    trained = load_trained(run_or_checkpoint, device)
+    rows = _classify(trained, [p for p in images if p not in unreadable], top_k)
+    return [
+        {"image": p, "top": [], "skipped": unreadable[p]} if p in unreadable else next(rows)
+        for p in images
+    ]
+
+
+def _classify(trained: Trained, images: list[str], top_k: int):
+    """Each image's row, one at a time, in order."""
     import torch
 
-    from zoo.data import build_transform, find_unreadable, load_rgb
+    from zoo.data import build_transform, load_rgb
 
-    unreadable = find_unreadable(images)
-    if unreadable:
-        path, reason = unreadable[0]
-        raise DataError(f"cannot read {path}: {reason}")
-    trained = load_trained(run_or_checkpoint, device)
     transform = build_transform(trained.preprocessing, train=False)
     device_ = next(trained.model.parameters()).device
     k = min(top_k, len(trained.classes))
-    out = []
     for image in images:
         batch = transform(load_rgb(image)).unsqueeze(0).to(device_)
         with torch.inference_mode():
             probabilities = trained.model(batch).float().softmax(1)[0]
         values, indices = probabilities.topk(k)
-        out.append(
-            {
-                "image": str(image),
-                "top": [
-                    {"class": trained.classes[i], "probability": float(v)}
-                    for v, i in zip(values.tolist(), indices.tolist(), strict=False)
-                ],
-            }
-        )
-    return out
+        yield {
+            "image": str(image),
+            "top": [
+                {"class": trained.classes[i], "probability": float(v)}
+                for v, i in zip(values.tolist(), indices.tolist(), strict=False)
+            ],
+        }

@@ -1,9 +1,11 @@
-"""Pictures of a run: training curves and confusion matrices, saved as PNG.
+"""Pictures of a run: training curves and confusion matrices, as PNG or what the suffix names.
 
 Figures are drawn on a bare ``matplotlib.figure.Figure`` with the Agg canvas, never through
 ``pyplot``, so plotting neither changes nor depends on the backend a notebook or GUI uses, and
-keeps no global figure alive. Every file is written atomically (temporary file in the same
-folder, then ``os.replace``), so a killed run never leaves half a PNG.
+keeps no global figure alive. Titles wrap to the figure's width; class names whose glyphs the
+font lacks draw as boxes, without a warning on the terminal. Every file is written atomically
+(temporary file in the same folder, then ``os.replace``), so a killed run never leaves half a
+picture.
 
     >>> plot_curves(rows, "runs/demo/curves.png", title="torchvision:resnet18")
     >>> plot_confusion([[8, 2], [1, 9]], ["cat", "dog"], "runs/demo/confusion.png")
@@ -62,7 +64,7 @@ def plot_curves(rows: Sequence[dict], path: str | Path, *, title: str | None = N
     acc_ax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
     _mark_best(loss_ax, acc_ax, epochs, train, valid)
     if title:
-        fig.suptitle(title, fontsize=13)
+        fig.suptitle(_wrap(title, fig, 13), fontsize=13)
     # One legend below both panels: inside either one it would cover some run's curves.
     handles, labels = acc_ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=10, frameon=False)
@@ -110,7 +112,7 @@ def plot_confusion(
     total = int(counts.sum())
     correct = int(np.trace(counts))
     accuracy = f"accuracy {correct / total:.1%} ({correct}/{total})" if total else "no samples"
-    fig.suptitle(f"{title}: {accuracy}" if title else accuracy, fontsize=13)
+    fig.suptitle(_wrap(f"{title}: {accuracy}" if title else accuracy, fig, 13), fontsize=13)
     return _save_atomic(fig, path)
 
 
@@ -214,7 +216,7 @@ def _mark_lr_changes(ax, epochs: list[int], lrs: list, label: bool) -> None:
         if not label:
             continue
         ax.annotate(
-            f"lr {lr:.0e}",
+            f"lr {lr:.3g}",  # 3 significant digits: 0.025 never reads as 3e-02 and 2e-02
             xy=(epoch - 0.5, 1.0),
             xycoords=("data", "axes fraction"),
             xytext=(2, -10),
@@ -254,20 +256,44 @@ def _write_counts(ax, counts, fractions) -> None:
         ax.text(col, row, str(count), ha="center", va="center", fontsize=size, color=color)
 
 
+def _wrap(text: str, fig, fontsize: float) -> str:
+    """``text`` in lines that fit the figure's width; a long title would be cut at both ends."""
+    import textwrap
+
+    # An average character of DejaVu Sans is about 0.6 em wide; 0.9 of the width leaves margins.
+    chars = int(0.9 * fig.get_figwidth() * 72 / (0.6 * fontsize))
+    return "\n".join(textwrap.wrap(text, max(chars, 20), break_on_hyphens=False)) or text
+
+
 def _shorten(name: str) -> str:
     return name if len(name) <= MAX_LABEL_CHARS else name[: MAX_LABEL_CHARS - 1] + "…"
 
 
 def _save_atomic(fig, path: str | Path) -> Path:
-    """Render ``fig`` to PNG at ``path``, written atomically like every run file."""
+    """Render ``fig`` to ``path`` in the format its suffix names (PNG without one), atomically
+    like every run file; a suffix matplotlib cannot write is one ``ZooError`` line."""
     import io
+    import warnings
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    from zoo.errors import ZooError
     from zoo.files import atomic_write_bytes
 
-    FigureCanvasAgg(fig)
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=DPI, facecolor="white")
-    atomic_write_bytes(path, png.getvalue())
+    canvas = FigureCanvasAgg(fig)
+    kind = Path(path).suffix.lower().lstrip(".") or "png"
+    formats = canvas.get_supported_filetypes()
+    if kind not in formats:
+        raise ZooError(
+            f"cannot draw a picture to {path}: .{kind} is not an image format matplotlib "
+            f"writes; use one of {', '.join('.' + name for name in sorted(formats))}"
+        )
+    data = io.BytesIO()
+    with warnings.catch_warnings():
+        # A class name in a script the font lacks (CJK, emoji) draws as boxes; saying so once
+        # per glyph on the terminal helps nobody.
+        warnings.filterwarnings("ignore", message=r"(?s).*(Glyph|glyph).*missing from")
+        warnings.filterwarnings("ignore", message=r"(?s)Matplotlib currently does not support")
+        fig.savefig(data, format=kind, dpi=DPI, facecolor="white")
+    atomic_write_bytes(path, data.getvalue())
     return Path(path)

@@ -5,6 +5,7 @@ The one place for their defaults and choices: ``zoo finetune``'s options are bui
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
@@ -13,6 +14,7 @@ from zoo.errors import TrainingError
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("step", "multistep", "exponential", "plateau", "cosine", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+FLOATS = ("lr", "momentum", "weight_decay", "gamma", "val_split")  # each must be finite
 
 
 @dataclass
@@ -55,6 +57,10 @@ class TrainConfig:
 
     def check(self) -> TrainConfig:
         """Raise TrainingError for an option no run could use."""
+        for name in FLOATS:  # nan and inf pass every comparison below, or compare wrongly
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise TrainingError(f"{self.flag(name)} must be a finite number, got {value}")
         for name in ("epochs", "batch_size", "step_size"):
             _positive(name, getattr(self, name))
         _positive("lr", self.lr)

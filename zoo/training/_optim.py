@@ -48,6 +48,38 @@ def build_scheduler(optimizer, config: TrainConfig):
     return None
 
 
+def resize_schedule(scheduler, optimizer, config: TrainConfig, done: int):
+    """The scheduler of a run resumed after ``done`` epochs with another --epochs than its
+    schedule was made for: the schedule for the new length, continuing from where it is.
+
+    Only cosine and the default multistep milestones depend on the length. Before any epoch
+    ran, the schedule is built anew for it. After that, a cosine schedule anneals from the
+    learning rate of the last epoch run to its minimum at the new end, so the learning rate
+    keeps decreasing; step, multistep, exponential and plateau go on as they were (the
+    decays already made stay made).
+    """
+    import torch.optim.lr_scheduler as s
+
+    if done == 0:
+        return build_scheduler(optimizer, config)
+    if not isinstance(scheduler, s.CosineAnnealingLR):
+        return scheduler
+    old, eta = scheduler, scheduler.eta_min
+    length = config.epochs + 1 - done  # from epoch ``done`` (position 0) to the new end
+    for group, base in zip(optimizer.param_groups, old.base_lrs, strict=True):
+        last = eta + (base - eta) * _half_cosine(old.last_epoch - 1, old.T_max)  # epoch done
+        group["initial_lr"] = last
+        group["lr"] = eta + (last - eta) * _half_cosine(1, length)  # the next epoch's
+    return s.CosineAnnealingLR(optimizer, T_max=length, eta_min=eta, last_epoch=0)
+
+
+def _half_cosine(position: int, length: int) -> float:
+    """Cosine annealing's factor at ``position`` of ``length``: from 1 at 0 to 0 at the end."""
+    import math
+
+    return (1 + math.cos(math.pi * position / length)) / 2
+
+
 def step_scheduler(scheduler, val_loss: float) -> None:
     """Advance ``scheduler`` one epoch."""
     import torch.optim.lr_scheduler as s

@@ -1,14 +1,19 @@
 """Planning a resume: the run's own options and data folder, and the few options a resumed
-run may change."""
+run may change; the checks on what it already ran, and its LR schedule for a new length."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zoo.errors import RunError, UnknownBackboneError
 from zoo.runs import RunDir
 from zoo.training._config import TrainConfig
 from zoo.training._record import absolute
+
+if TYPE_CHECKING:
+    from zoo.training._progress import Reporter
+    from zoo.training._state import TrainingState
 
 RESUME_OVERRIDES = ("epochs", "device", "workers", "patience", "precision", "cache_features")
 
@@ -96,3 +101,39 @@ def _same_folder(a: Path, b: Path) -> bool:
         return a.expanduser().samefile(b)
     except OSError:
         return False
+
+
+def check_nothing_ran(run: RunDir) -> None:
+    """Refuse to start over a run that has finished epochs but lost its last.pt."""
+    done = len(run.metrics())
+    if done:
+        raise RunError(
+            f"{run.file('last.pt')} is missing, but {run.path} already ran {done} "
+            f"epoch{'s' if done != 1 else ''} (metrics.jsonl); restore last.pt from a copy "
+            "of the run, or start a new run with another -o"
+        )
+
+
+def check_epochs(
+    run: RunDir, config: TrainConfig, reporter: Reporter, done: int, asked: int | None
+) -> None:
+    """Refuse to shorten a run; say so when there is nothing left to run."""
+    ran = f"{run.path} already ran {done} epoch{'s' if done != 1 else ''}"
+    extend = f"pass --epochs {done + 1} or more to extend it"
+    if asked is not None and asked < done:
+        raise RunError(f"{ran}, more than --epochs {asked}; {extend}")
+    if done >= config.epochs:
+        config.epochs = done  # a config.json from before runs were extended in it
+        reporter.note(f"{ran}; {extend}")
+
+
+def resize_schedule(state: TrainingState, config: TrainConfig, recorded: int | None) -> None:
+    """A run resumed with another --epochs than its LR schedule is for gets the schedule for
+    the new length (``zoo.training._optim.resize_schedule``)."""
+    from zoo.training._optim import resize_schedule as resized
+
+    p = state.progress
+    planned = p.schedule_epochs or recorded  # last.pt says; config.json for older runs
+    if config.epochs > p.epoch and planned != config.epochs:
+        state.scheduler = resized(state.scheduler, state.optimizer, config, p.epoch)
+    p.schedule_epochs = config.epochs

@@ -27,6 +27,7 @@ from zoo.runs import RunDir, default_output
 from zoo.training import _distributed as distributed
 from zoo.training._progress import Reporter
 from zoo.training._record import config_record
+from zoo.training._resume import check_epochs, check_nothing_ran, resize_schedule
 from zoo.training._seeding import seed_everything
 from zoo.training._session import RunData, Session
 from zoo.training._state import TrainingState, load_last
@@ -99,11 +100,12 @@ def resume_run(
     the --epochs given, if any (``zoo.training._resume.resume_plan`` makes both)."""
     from zoo.models import create
 
-    if not run.file("last.pt").is_file():  # killed before its first save: start it over
+    if not run.file("last.pt").is_file():
+        check_nothing_ran(run)  # killed before its first save: start it over
         return start_run(config, reporter, run=run)
     dist, reporter = _this_process(reporter)
     saved = run.read_last()
-    _check_epochs(run, config, reporter, saved["progress"]["epoch"], epochs)
+    check_epochs(run, config, reporter, saved["progress"]["epoch"], epochs)
     setting = _Setting(config, dist, reporter, *_choose_device(config, dist))
     data = _load_data(Path(record["data"]), config, reporter)
     if data.classes != record["class_names"]:
@@ -123,6 +125,7 @@ def resume_run(
     pre = Preprocessing.from_dict(record["preprocessing"])
     meta = _meta(model, data, pre, build_kwargs or {})
     session = _assemble(setting, data, meta, model, pre, run, saved)
+    resize_schedule(session.state, config, record["options"].get("epochs"))
     # Rank 0 records what the run now runs with: an extended run says so in config.json.
     session.writer.config({**record, "options": config.to_dict()})
     return session
@@ -139,20 +142,9 @@ def _choose_device(config: TrainConfig, dist: Dist) -> tuple[torch.device, Preci
         device = distributed.setup(dist, config.device)
     else:
         device = resolve_device(config.device)
-    return device, resolve_precision(config.precision, device)
-
-
-def _check_epochs(
-    run: RunDir, config: TrainConfig, reporter: Reporter, done: int, asked: int | None
-) -> None:
-    """Refuse to shorten a run; say so when there is nothing left to run."""
-    ran = f"{run.path} already ran {done} epoch{'s' if done != 1 else ''}"
-    extend = f"pass --epochs {done + 1} or more to extend it"
-    if asked is not None and asked < done:
-        raise RunError(f"{ran}, more than --epochs {asked}; {extend}")
-    if done >= config.epochs:
-        config.epochs = done  # a config.json from before runs were extended in it
-        reporter.note(f"{ran}; {extend}")
+    precision = resolve_precision(config.precision, device)
+    config.precision = precision.name  # config.json records what auto resolved to
+    return device, precision
 
 
 def _data_folder(config: TrainConfig, reporter: Reporter) -> Path:
@@ -165,7 +157,10 @@ def _data_folder(config: TrainConfig, reporter: Reporter) -> Path:
 
 def _load_data(folder: Path, config: TrainConfig, reporter: Reporter) -> RunData:
     """``folder`` split and screened; a DataError when it cannot make a run."""
-    split = scan_image_folder(folder, val_split=config.val_split, seed=config.seed)
+    exclude = [config.output] if config.output else []  # the run's own folder is never data
+    split = scan_image_folder(folder, val_split=config.val_split, seed=config.seed, exclude=exclude)
+    for path in split.left_out:
+        reporter.note(f"leaving out {path}: it holds a zoo run, not images")
     split, skipped = drop_unreadable(split)
     for path, reason in skipped:
         reporter.note(f"skipping unreadable {path}: {reason}")
@@ -241,7 +236,9 @@ def _training_state(model, config: TrainConfig, device: torch.device, precision:
     optimizer = build_optimizer(model.parameters(), config)
     scheduler = build_scheduler(optimizer, config)
     scaler = torch.amp.GradScaler(device.type) if precision.scaler else None
-    return TrainingState(model, optimizer, scheduler, scaler)
+    state = TrainingState(model, optimizer, scheduler, scaler)
+    state.progress.schedule_epochs = config.epochs
+    return state
 
 
 def _counts(model) -> tuple[int, int]:

@@ -31,6 +31,7 @@ class Progress:
     best_epoch: int = 0
     seconds: float = 0.0  # wall time of the epochs run so far
     rows: list[dict] = field(default_factory=list)  # metrics.jsonl
+    schedule_epochs: int | None = None  # the --epochs the LR schedule is for; None: unknown
 
     def state_dict(self) -> dict:
         return {
@@ -38,11 +39,13 @@ class Progress:
             "best_val_acc": self.best_val_acc,
             "best_epoch": self.best_epoch,
             "seconds": self.seconds,
+            "schedule_epochs": self.schedule_epochs,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.seconds = state["epoch"], state["seconds"]
         self.best_val_acc, self.best_epoch = state["best_val_acc"], state["best_epoch"]
+        self.schedule_epochs = state.get("schedule_epochs")  # absent from older runs' last.pt
 
 
 @dataclass

@@ -71,8 +71,13 @@ def fit(session: Session) -> FinetuneResult:
         with catch_sigint() as stop:
             while progress.epoch < session.config.epochs and not _patience_ran_out(session):
                 run_epoch(session, progress.epoch + 1, stop)
+        # Every rank leaves together: a process group torn down while rank 0 still writes
+        # its files could abort its peer's gloo threads at exit (seen once under load).
+        distributed.barrier(session.dist)
     except StopRequested:
         raise Interrupted(session.run.path, progress.epoch) from None
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, maybe while saving
+        raise Interrupted(session.run.path, None) from None
     finally:
         distributed.shutdown(session.dist)
     summary = _summary(session)
