@@ -94,7 +94,9 @@ def test_list_cached_lists_only_what_is_cached(cached_placeholders):
     assert uncached and not any(r["cached"] for r in uncached)
     assert json.loads(invoke("list", "resnet34", "--cached", "--json").stdout) == []
     text = invoke("list", "--cached").stdout.splitlines()
-    assert len(text) == 2 and all(line.endswith("cached") for line in text)
+    assert len(text) == 2 and all("  cached" in line for line in text)
+    # timm's tv_in1k tag is torchvision's own file: present too, and said so
+    assert text[1].endswith("cached  cached: tv_in1k")
 
 
 # --- zoo transfer: unsafe and broken files --------------------------------------------------
@@ -364,3 +366,21 @@ def test_transfer_of_a_folder_without_best_pt_is_one_clear_line(tmp_path, tiny):
     (tmp_path / "empty").mkdir()
     result = invoke("transfer", tmp_path / "empty", "--into", tiny)
     assert_one_line_error(result, str(tmp_path / "empty"), "folder without best.pt")
+
+
+def test_list_cached_shows_a_backbone_whose_only_local_file_is_not_the_default_tag(
+    tmp_path, monkeypatch
+):
+    use_homes(monkeypatch, tmp_path)
+    save_hub_file(tmp_path / "torch", "mobilenet_v2-b0353104.pth", {"x": torch.zeros(1)})
+    lines = invoke("list", "mobilenet_v2", "--cached").stdout.splitlines()
+    assert lines == ["torchvision:mobilenet_v2  IMAGENET1K_V2 (+1 tags)  cached: IMAGENET1K_V1"]
+    (row,) = json.loads(invoke("list", "mobilenet_v2", "--cached", "--json").stdout)
+    assert row["cached"] is False and row["cached_tags"] == ["IMAGENET1K_V1"]
+
+
+def test_info_of_a_tag_describes_that_tag_not_the_default():
+    text = invoke("info", "mobilenet_v2.IMAGENET1K_V1").stdout
+    assert "tag:           IMAGENET1K_V1 (ImageNet-1K top-1 71.878)" in text
+    assert "IMAGENET1K_V2" not in text.split("tags:")[0]  # no other tag in the description
+    assert json.loads(invoke("info", "mobilenet_v2", "--json").stdout)["top1"] == 72.154

@@ -44,7 +44,15 @@ def test_tags_and_default_tag():
     assert rows["torchvision:resnet34"]["default_tag"] == "IMAGENET1K_V1"
     assert rows["timm:resnet34"]["default_tag"] == "a1_in1k"
     assert "tv_in1k" in rows["timm:resnet34"]["tags"]
-    assert set(rows["timm:resnet34"]) == {"id", "source", "arch", "tags", "default_tag", "cached"}
+    assert set(rows["timm:resnet34"]) == {
+        "id",
+        "source",
+        "arch",
+        "tags",
+        "default_tag",
+        "cached",
+        "cached_tags",
+    }
 
 
 def test_list_patterns_source_and_pretrained():

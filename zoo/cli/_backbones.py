@@ -11,7 +11,7 @@ from zoo.cli._render import emit_json, json_option
 @click.argument("patterns", nargs=-1)
 @click.option("--source", "-s", help="Only backbones from this source (torchvision, timm, ...).")
 @click.option("--pretrained", is_flag=True, help="Only architectures with published weights.")
-@click.option("--cached", is_flag=True, help="Only backbones whose default weights are local.")
+@click.option("--cached", is_flag=True, help="Only backbones with weights on this machine.")
 @click.option("--refresh", is_flag=True, help="Rebuild the backbone index first.")
 @json_option("Print JSON rows.")
 def list_command(patterns, source, pretrained, cached, refresh, as_json):
@@ -38,7 +38,10 @@ def list_command(patterns, source, pretrained, cached, refresh, as_json):
     for r in rows:
         tag = r["default_tag"] or "-"
         more = f" (+{len(r['tags']) - 1} tags)" if len(r["tags"]) > 1 else ""
-        mark = "  cached" if r["cached"] else ""
+        others = [t for t in r["cached_tags"] if t != r["default_tag"]]
+        mark = ("  cached" if r["cached"] else "") + (
+            f"  cached: {', '.join(others)}" if others else ""
+        )
         click.echo(f"{r['id']:<{width}}  {tag}{more}{mark}")
 
 
@@ -76,6 +79,8 @@ def _info_lines(data: dict) -> list[str]:
         f"head:          {head['module']} ({head['in_features']} -> {head['out_features']}){aux}",
         f"freeze points: {', '.join(data['freeze_points'])}, backbone",
         f"tags:          {', '.join(data['tags']) or 'none'}",
+        f"tag:           {data['tag'] or 'none'}"
+        + (f" (ImageNet-1K top-1 {data['top1']})" if data.get("top1") else ""),
         f"weights:       {data['weights_path'] or 'none published'}{cached}",
     ]
 

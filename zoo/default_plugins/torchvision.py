@@ -50,7 +50,6 @@ def register_backbones(register):
         weights = {default.name: _spec(name, default)}
         weights.update({w.name: _spec(name, w) for w in enum if w.name != default.name})
         first = weights[default.name]
-        acc = f", ImageNet-1K acc@1 {first['acc1']}" if first.get("acc1") else ""
         register(
             name,
             functools.partial(build, name),
@@ -58,5 +57,5 @@ def register_backbones(register):
             input_size=first["input_size"],
             interpolation=first["interpolation"],
             crop_pct=first["crop_pct"],
-            description=f"torchvision {name} ({default.name}{acc})",
+            description=f"torchvision {name}",  # each tag's acc@1 is in its spec
         )

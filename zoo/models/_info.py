@@ -57,6 +57,7 @@ def _weights_fields(backbone: Backbone, chosen: str | None, spec: dict | None) -
         "tags": backbone.tags,
         "default_tag": backbone.default_tag,
         "tag": chosen,
+        "top1": (spec or {}).get("acc1"),  # the chosen tag's ImageNet-1K top-1, when published
         "cached": bool(spec) and find_cached(spec) is not None,
         "weights_path": str(where) if where else None,
     }

@@ -16,7 +16,8 @@ def list_backbones(
     """Rows for every backbone matching any fnmatch ``patterns`` (all when empty).
 
     Keys: ``id``, ``source``, ``arch``, ``tags``, ``default_tag``, ``cached`` (whether the
-    default weights are present locally).
+    default weights are present locally), ``cached_tags`` (every tag whose file is local).
+    ``cached=True`` keeps the backbones with any tag local.
 
     >>> [row["id"] for row in zoo.list_backbones(["resnet3*"], source="torchvision")]
     ['torchvision:resnet34']
@@ -25,9 +26,8 @@ def list_backbones(
 
     rows = []
     for b in get_registry().list(patterns, source=source, pretrained=pretrained or cached):
-        default = b.weights.get(b.default_tag) if b.default_tag else None
-        is_cached = bool(default) and find_cached(default) is not None
-        if cached and not is_cached:
+        local = [tag for tag, spec in b.weights.items() if find_cached(spec) is not None]
+        if cached and not local:
             continue
         rows.append(
             {
@@ -36,7 +36,8 @@ def list_backbones(
                 "arch": b.arch,
                 "tags": b.tags,
                 "default_tag": b.default_tag,
-                "cached": is_cached,
+                "cached": b.default_tag in local,
+                "cached_tags": local,
             }
         )
     return rows
