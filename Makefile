@@ -13,7 +13,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 $(BIN)/zoo: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH_PINS)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]' \
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,export,tensorboard]' \
 		--config-settings editable_mode=compat
 	touch $(BIN)/zoo
 
