@@ -88,6 +88,11 @@ class NotSplittable(ZooError):
     """The model has no frozen prefix worth caching; the message says why."""
 
 
+class ImageSizeError(ZooError):
+    """A backbone that cannot take images of the size asked for; the message names the
+    smallest size that works."""
+
+
 class StopRequested(Exception):  # noqa: N818 - a signal between zoo's own layers, not an error
     """Ctrl-C arrived; the step in flight finished. Not a ZooError: the trainer turns it into
     Interrupted."""

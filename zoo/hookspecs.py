@@ -29,6 +29,10 @@ def register_backbones(register: Callable[..., None]) -> None:
       checkpoint's layout), or None; tried when a tag or run does not load as it is.
     - ``fx_leaves``: module types and functions ``torch.fx`` must not trace into (the feature
       cache's split), or a no-argument callable returning them.
+    - ``size_kwargs(image_size)``: the factory's keyword arguments that build the model for
+      square images of ``image_size`` pixels (``{"img_size": 64}`` for a ViT); used when a run
+      asks for another size than ``input_size``. A ``load_filter`` then resamples what the
+      size changes in pretrained weights (position embeddings).
 
         register("plainnet", PlainNet, head="classifier", stages=["stem", "block1"])
     """

@@ -71,7 +71,12 @@ def option(name: str, *decls: str, negatable: bool = False, **kwargs):
     help="Run directory [runs/<arch>-<YYYYmmdd-HHMMSS>].",
 )
 @option("val_split", type=float, help="Validation fraction for DIR/<class>/* folders.")
-@option("image_size", type=int, help="Override the backbone's input size.")
+@option(
+    "image_size",
+    type=int,
+    help="Train at N px instead of the backbone's input size (ViTs are built for it); a size "
+    "the backbone cannot take is refused, naming the smallest that works.",
+)
 @option(
     "augment",
     negatable=True,

@@ -39,6 +39,12 @@ def load_filter(state: dict, model) -> dict | None:
     return convert(state, model) if convert is not None else None
 
 
+def size_kwargs(image_size: int) -> dict:
+    """timm builds a model of fixed input size (ViTs, swin, ...) for another with ``img_size``;
+    its ``checkpoint_filter_fn`` (``load_filter``) resamples pretrained position embeddings."""
+    return {"img_size": image_size}
+
+
 def fx_leaves() -> tuple:
     """timm's leaf modules and wrapped functions, which fx must not trace into."""
     from timm.layers import get_notrace_functions, get_notrace_modules
@@ -85,4 +91,5 @@ def register_backbones(register):
             adapt_head=adapt_head,
             load_filter=load_filter,
             fx_leaves=fx_leaves,
+            size_kwargs=size_kwargs if getattr(default, "fixed_input_size", False) else None,
         )

@@ -21,6 +21,26 @@ def build(name: str, **kwargs):
     return torchvision.models.get_model(name, weights=None, **kwargs)
 
 
+def vit_size_kwargs(image_size: int) -> dict:
+    """A vision transformer's position embedding is made for one image size."""
+    return {"image_size": image_size}
+
+
+def vit_load_filter(state: dict, model) -> dict:
+    """Weights for another image size, their position embedding resampled to the model's."""
+    from torchvision.models.vision_transformer import interpolate_embeddings
+
+    return dict(interpolate_embeddings(model.image_size, model.patch_size, state))
+
+
+def _sized(name: str) -> dict:
+    """The code fields of a family built for one image size (swin pads to its windows, so it
+    needs none; the others run at any size their layers allow, which zoo checks)."""
+    if name.startswith("vit_"):
+        return {"size_kwargs": vit_size_kwargs, "load_filter": vit_load_filter}
+    return {}
+
+
 def _spec(name: str, weight) -> dict:
     options = dict(weight.transforms.keywords)
     crop = options.get("crop_size", 224)
@@ -58,4 +78,5 @@ def register_backbones(register):
             interpolation=first["interpolation"],
             crop_pct=first["crop_pct"],
             description=f"torchvision {name}",  # each tag's acc@1 is in its spec
+            **_sized(name),
         )

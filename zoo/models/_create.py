@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from zoo.data import Preprocessing
+from zoo.models._size import check_image_size, size_kwargs
 from zoo.registry import Backbone, get_registry
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class ModelSpec:
     resolved: Resolved | None = field(default=None, repr=False)  # the weights loaded
     # What it was built from: its plugin's adapt_head, load_filter and fx_leaves.
     backbone: Backbone | None = field(default=None, repr=False)
+    build_kwargs: dict = field(default_factory=dict)  # every factory argument it was built with
 
     @property
     def head(self) -> str:
@@ -48,13 +50,16 @@ def create(
     *,
     train_bn: bool = False,
     build_kwargs: dict | None = None,
+    image_size: int | None = None,
 ) -> nn.Module:
     """Build backbone ``name`` with ``weights``, its head adapted, frozen up to ``freeze_until``.
 
     ``weights`` is ``"default"`` (the name's tag, else the default tag), a tag, a file or run
     directory (or what ``zoo.weights.resolve_file`` made of one), or ``None``/``"none"`` for
     random initialisation. ``build_kwargs`` go to the factory (a run of googlenet is rebuilt
-    with the ``transform_input`` its weights needed).
+    with the ``transform_input`` its weights needed). ``image_size`` builds the model for
+    square images of that size (a ViT's position embedding, resampled from pretrained
+    weights); a size the model cannot take is an ImageSizeError naming the smallest that can.
 
     >>> model = zoo.create("resnet34", num_classes=9, weights=None, freeze_until="layer3")
     >>> model.zoo_spec.freeze_points
@@ -68,8 +73,13 @@ def create(
     backbone = registry.load_factory(backbone)
     resolved = resolve(backbone, weights, tag)
     state = resolved.read_state() if resolved else None  # once; a bad file fails before building
-    model = build(backbone, {**(resolved.build_kwargs if resolved else {}), **(build_kwargs or {})})
+    kwargs = {**(resolved.build_kwargs if resolved else {}), **(build_kwargs or {})}
+    if image_size:
+        kwargs.update(size_kwargs(backbone, image_size))
+        check_image_size(backbone, image_size, kwargs)
+    model = build(backbone, kwargs)
     spec = describe(model, backbone, resolved)
+    spec.build_kwargs = kwargs
     if resolved is not None:
         spec = _load_weights(model, spec, resolved, state)
     if num_classes is not None and num_classes != spec.num_classes:

@@ -43,6 +43,7 @@ class Backbone:
     adapt_head: Callable | None = None  # (model, num_classes): resets the heads its own way
     load_filter: Callable | None = None  # (state, model) -> a converted state dict, or None
     fx_leaves: Callable | tuple | None = None  # () -> module types and functions fx keeps whole
+    size_kwargs: Callable | None = None  # (image_size) -> factory arguments for that size
 
     @property
     def id(self) -> str:
@@ -70,7 +71,8 @@ class Backbone:
         return cls(**row)
 
 
-CODE = ("factory", "adapt_head", "load_filter", "fx_leaves")  # fetched from the plugin
+# Fetched from the plugin, never kept in the index.
+CODE = ("factory", "adapt_head", "load_filter", "fx_leaves", "size_kwargs")
 FIELDS = {
     "head",
     "stages",
@@ -84,6 +86,7 @@ FIELDS = {
     "adapt_head",
     "load_filter",
     "fx_leaves",
+    "size_kwargs",
 }
 
 
@@ -124,7 +127,7 @@ def _check_fields(name: str, factory: Callable, extra: dict) -> None:
         )
     if not callable(factory):
         raise PluginError(f"register('{name}'): factory must be callable")
-    for key in ("adapt_head", "load_filter"):
+    for key in ("adapt_head", "load_filter", "size_kwargs"):
         if extra.get(key) is not None and not callable(extra[key]):
             raise PluginError(f"register('{name}'): {key} must be callable")
     leaves = extra.get("fx_leaves")

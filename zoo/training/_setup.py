@@ -71,12 +71,13 @@ def start_run(config: TrainConfig, reporter: Reporter, run: RunDir | None = None
         weights=config.weights,
         freeze_until=config.freeze_until,
         train_bn=config.train_bn,
+        image_size=config.image_size,
     )
     spec = model.zoo_spec
     pre = spec.preprocessing
     if config.image_size:
         pre = pre.with_image_size(config.image_size)
-    meta = _meta(model, data, pre, spec.weights.get("build_kwargs") or {})
+    meta = _meta(model, data, pre)
     session = _assemble(setting, data, meta, model, pre, run)
     session.writer.config(
         config_record(
@@ -121,9 +122,10 @@ def resume_run(
         freeze_until=config.freeze_until,
         train_bn=config.train_bn,
         build_kwargs=build_kwargs,
+        image_size=config.image_size,
     )
     pre = Preprocessing.from_dict(record["preprocessing"])
-    meta = _meta(model, data, pre, build_kwargs or {})
+    meta = _meta(model, data, pre)
     session = _assemble(setting, data, meta, model, pre, run, saved)
     resize_schedule(session.state, config, record["options"].get("epochs"))
     # Rank 0 records what the run now runs with: an extended run says so in config.json.
@@ -177,14 +179,14 @@ def _load_data(folder: Path, config: TrainConfig, reporter: Reporter) -> RunData
     return RunData(folder, split, skipped, num_classes)
 
 
-def _meta(model, data: RunData, pre: Preprocessing, build_kwargs: dict) -> dict:
+def _meta(model, data: RunData, pre: Preprocessing) -> dict:
     """What best.pt and last.pt say the model is: enough to build it again."""
     return {
         "id": model.zoo_spec.id,
         "num_classes": data.num_classes,
         "class_names": data.classes,
         "preprocessing": pre.to_dict(),
-        "build_kwargs": build_kwargs,
+        "build_kwargs": model.zoo_spec.build_kwargs,  # a ViT's image size included
     }
 
 
