@@ -100,6 +100,21 @@ def broadcast(dist: Dist, value):
     return box[0]
 
 
+def share_buffers(dist: Dist, model) -> None:
+    """Rank 0's buffers (BatchNorm's running statistics) on every rank, in place.
+
+    DistributedDataParallel sends them at the start of each training forward, but every rank
+    then updates its own from its own shard; validating with those would report a model that
+    is not the one rank 0 saves.
+    """
+    if not dist.enabled:
+        return
+    import torch.distributed as td
+
+    for buffer in model.buffers():
+        td.broadcast(buffer.data, src=0)
+
+
 def barrier(dist: Dist) -> None:
     if dist.enabled:
         import torch.distributed as td

@@ -131,6 +131,7 @@ def _run_phase(session: Session, phase: str, loader, epoch: int, update, stop):
         "update": update,
     }
     if phase == "valid":
+        distributed.share_buffers(session.dist, session.state.model)  # validate what is saved
         return compute.evaluate(model, batches, **where)
     state = session.state
     return compute.train_epoch(
