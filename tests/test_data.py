@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import shutil
 import subprocess
 import sys
 import threading
@@ -171,11 +172,20 @@ def test_valid_classes_must_match_train_classes(tmp_path):
         scan_image_folder(root)
 
 
-def test_train_without_valid_and_bad_fraction_are_errors(tmp_path):
-    root = make_image_folder(tmp_path / "pets", PETS, per_class=2, layout="train-valid")
+def test_test_folder_validates_and_train_alone_is_split(tmp_path):
+    root = make_image_folder(tmp_path / "pets", PETS, per_class=(4, 2), layout="train-valid")
     (root / "valid").rename(root / "test")
-    with pytest.raises(DataError, match="no '.*valid' or '.*val'"):
-        scan_image_folder(root)
+    split = scan_image_folder(root)
+    assert split.layout == "train-valid"
+    assert {Path(p).parts[-3] for p, _ in split.valid} == {"test"}
+    shutil.rmtree(root / "test")
+    split = scan_image_folder(root, val_split=0.5)
+    assert split.layout == "split" and split.classes == sorted(PETS)
+    assert len(split.valid) == 2 * len(PETS)  # half of each class's 4 train/ images
+    assert all(Path(p).parts[-3] == "train" for p, _ in split.train + split.valid)
+
+
+def test_a_bad_fraction_is_an_error(tmp_path):
     flat = make_image_folder(tmp_path / "flat", PETS, per_class=2)
     with pytest.raises(DataError, match="val_split must be between 0 and 1"):
         scan_image_folder(flat, val_split=1.0)

@@ -26,9 +26,16 @@ _LAZY = {
     "create": "zoo.models",
     "freeze": "zoo.freezing",
     "finetune": "zoo.training",
+    "evaluate": "zoo.runs",
+    "predict": "zoo.runs",
 }
 
 __all__ = ["hookimpl", "transfer", "TransferReport", *_LAZY]
+
+
+def __dir__() -> list[str]:
+    """The public API (``dir(zoo)``), the lazy functions included."""
+    return sorted({*__all__, "__version__"})
 
 
 def __getattr__(name: str):

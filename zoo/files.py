@@ -98,7 +98,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
     >>> write_json("runs/x/summary.json", {"best_val_acc": 0.93})  # doctest: +SKIP
     """
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode())
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> None:

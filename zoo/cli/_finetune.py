@@ -30,6 +30,18 @@ def option(name: str, *decls: str, negatable: bool = False, **kwargs):
     return click.option(*decls, flag, default=None, **kwargs)
 
 
+def _int_list(value: str | None) -> list[int] | None:
+    """'10,20' -> [10, 20]; anything else is click's one-line usage error."""
+    if value is None:
+        return None
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            f"expected whole numbers separated by commas, got {value!r}"
+        ) from None
+
+
 @click.command(context_settings={"show_default": True})
 @click.argument("name", required=False)
 @option(
@@ -90,6 +102,18 @@ def option(name: str, *decls: str, negatable: bool = False, **kwargs):
     show_default="when possible",
     help="Run the frozen part once per image and train on its stored outputs "
     "(needs --freeze-until and --no-augment).",
+)
+@option(
+    "milestones",
+    callback=lambda ctx, param, value: _int_list(value),
+    show_default="half and three quarters of --epochs",
+    help="multistep: the epochs at which the learning rate decays, comma-separated (10,20).",
+)
+@option(
+    "threads",
+    type=click.IntRange(min=1),
+    show_default="the CPUs this process may use",
+    help="CPU threads for torch; fewer than the cores keeps a shared machine responsive.",
 )
 @click.option(
     "--resume",

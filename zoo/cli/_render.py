@@ -10,7 +10,7 @@ import click
 
 def emit_json(data) -> None:
     """Print ``data`` as indented JSON on stdout, and nothing else there."""
-    click.echo(json.dumps(data, indent=2))
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def json_option(help: str):

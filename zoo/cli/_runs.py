@@ -15,9 +15,10 @@ EVALUATE, PREDICT = defaults_of(run_evaluate), defaults_of(run_predict)
 @click.argument("run", type=click.Path(exists=True))
 @click.option(
     "--data",
-    required=True,
     type=click.Path(file_okay=False),
-    help="A folder of DATA/<class>/* images, e.g. pets/valid.",
+    help="A folder of DATA/<class>/* images, e.g. pets/valid. Default: the run's own "
+    "validation set (the files it validated on: those --val-split held out, or its valid "
+    "folder's).",
 )
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=EVALUATE["batch_size"], show_default=True
@@ -37,6 +38,7 @@ def evaluate(run, data, batch_size, device, workers, png, as_json):
     \b
     zoo evaluate runs/resnet34-20261122-101500 --data ./pets/valid
     zoo evaluate runs/resnet34-20261122-101500/best.pt --data ./pets/test --json
+    zoo evaluate runs/resnet34-20261122-101500   # on the run's own validation set
     """
     report = run_evaluate(run, data, batch_size=batch_size, device=device, workers=workers, png=png)
     if as_json:

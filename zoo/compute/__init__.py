@@ -11,6 +11,7 @@ from zoo.compute._devices import (
     prepare_backends,
     resolve_device,
     resolve_precision,
+    use_threads,
 )
 from zoo.compute._loop import (
     PhaseResult,
@@ -36,4 +37,5 @@ __all__ = [
     "resolve_precision",
     "to_device",
     "train_epoch",
+    "use_threads",
 ]

@@ -118,3 +118,16 @@ def prepare_backends(device: torch.device) -> None:
 
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+
+
+def use_threads(threads: int | None) -> None:
+    """torch's CPU threads: as asked, else no more than the CPUs this process may use (torch
+    counts the machine's cores; a container or taskset may allow fewer)."""
+    import os
+
+    import torch
+
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    chosen = threads or min(torch.get_num_threads(), allowed or torch.get_num_threads())
+    if chosen != torch.get_num_threads():
+        torch.set_num_threads(chosen)

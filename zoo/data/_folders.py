@@ -45,8 +45,9 @@ def scan_image_folder(
 ) -> DataSplit:
     """Find the classes and images of ``root``, in either of two layouts.
 
-    ``root/train/<class>/*`` with ``root/valid/<class>/*`` (or ``root/val/``) is used as is.
-    Otherwise ``root/<class>/*`` is split per class: ``val_split`` of each class's images go to
+    ``root/train/<class>/*`` with ``root/valid/<class>/*`` (or ``root/val/``, else
+    ``root/test/``) is used as is; ``root/train/`` alone is split as below. Otherwise
+    ``root/<class>/*`` is split per class: ``val_split`` of each class's images go to
     validation, chosen by ``seed`` (same seed, same split; files are never moved). Every class
     keeps at least one training image and, when it has two or more, gets at least one validation
     image; a class with a single image is trained on but not validated. Names starting with a
@@ -66,6 +67,8 @@ def scan_image_folder(
     folders = _train_valid_folders(root)
     if folders is None:
         return _split_layout(root, val_split, seed, skip)
+    if folders[1] is None:  # train/ alone: split it as a folder of classes
+        return _split_layout(folders[0], val_split, seed, skip)
     return _train_valid_layout(*folders, skip)
 
 
@@ -83,7 +86,7 @@ def scan_eval_folder(root: str | os.PathLike, class_names: list[str]) -> list[tu
     unknown = sorted(set(found) - set(class_names))
     if unknown:
         hint = ""
-        if set(unknown) <= {"train", *VALID_NAMES}:
+        if set(unknown) <= {"train", "test", *VALID_NAMES}:
             hint = f" (to evaluate on a train/valid layout, pass '{root / unknown[-1]}')"
         raise DataError(
             f"class folder '{root / unknown[0]}' is not one of the model's classes"
@@ -104,21 +107,20 @@ def _existing_folder(root: str | os.PathLike) -> Path:
     return root
 
 
-def _train_valid_folders(root: Path) -> tuple[Path, Path] | None:
+def _train_valid_folders(root: Path) -> tuple[Path, Path | None] | None:
+    """train/ and its validation folder (valid/, val/, else test/; None: split train/), or
+    None when ``root`` holds the classes themselves."""
     names = {p.name for p in _subfolders(root)}
     valid = [name for name in VALID_NAMES if name in names]
     if "train" not in names and not valid:
         return None
-    if not valid:
-        raise DataError(
-            f"found '{root / 'train'}' but no '{root / 'valid'}' or '{root / 'val'}'; add a"
-            f" validation folder, or put the class folders directly in '{root}' to split them"
-        )
     if "train" not in names:
         raise DataError(f"found '{root / valid[0]}' but no '{root / 'train'}'; add a train folder")
     if len(valid) > 1:
         raise DataError(f"both '{root / 'valid'}' and '{root / 'val'}' exist; keep only one")
-    return root / "train", root / valid[0]
+    if not valid and "test" in names:  # a test/ set is the validation set when there is no other
+        valid = ["test"]
+    return root / "train", (root / valid[0] if valid else None)
 
 
 def _train_valid_layout(train_dir: Path, valid_dir: Path, skip: set[Path]) -> DataSplit:

@@ -31,6 +31,7 @@ class ModelSpec:
     # What it was built from: its plugin's adapt_head, load_filter and fx_leaves.
     backbone: Backbone | None = field(default=None, repr=False)
     build_kwargs: dict = field(default_factory=dict)  # every factory argument it was built with
+    class_names: list[str] | None = None  # its outputs' names: a run's classes, when it has them
 
     @property
     def head(self) -> str:
@@ -84,6 +85,8 @@ def create(
         spec = _load_weights(model, spec, resolved, state)
     if num_classes is not None and num_classes != spec.num_classes:
         spec = adapt(model, spec, num_classes)
+    if resolved is not None and resolved.class_names and spec.num_classes == resolved.num_classes:
+        spec.class_names = list(resolved.class_names)  # a run's head, kept: its classes too
     model.zoo_spec = spec
     if freeze_until:
         freeze(model, freeze_until, train_bn=train_bn)

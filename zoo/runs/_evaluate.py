@@ -65,15 +65,16 @@ def output_names(class_names: list[str], num_classes: int) -> list[str]:
 
 def evaluate(
     run_or_checkpoint: str | Path,
-    data: str | Path,
+    data: str | Path | None = None,
     *,
     batch_size: int = 64,
     device: str = "auto",
     workers: int | None = None,
     png: str | Path | None = None,
 ) -> dict:
-    """Loss, accuracy, per-class accuracy and confusion matrix on ``data/<class>/*``; the
-    matrix is also drawn to ``png`` (default: beside the checkpoint, named after ``data``).
+    """Loss, accuracy, per-class accuracy and confusion matrix on ``data/<class>/*`` (None: the
+    run's own validation set, its held-out files for a --val-split run); the matrix is also
+    drawn to ``png`` (default: beside the checkpoint, named after ``data``).
 
     >>> zoo.runs.evaluate("runs/resnet34-20261122-101500", "pets/valid")["accuracy"]
     0.93
@@ -90,7 +91,10 @@ def evaluate(
     from zoo.runs._plots import plot_confusion
 
     trained = load_trained(run_or_checkpoint, device)
-    samples, skipped = _readable(scan_eval_folder(data, trained.classes), data)
+    data, samples = _own_valid_set(trained) if data is None else (data, None)
+    if samples is None:
+        samples = scan_eval_folder(data, trained.classes)
+    samples, skipped = _readable(samples, data)
     dataset = ImageDataset(samples, build_transform(trained.preprocessing, train=False))
     workers = default_workers() if workers is None else workers
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
@@ -109,6 +113,12 @@ def evaluate(
     )
     report["confusion_png"] = str(png)
     return report
+
+
+def _own_valid_set(trained: Trained) -> tuple[str, list[tuple[str, int]]]:
+    from zoo.runs._rundir import RunDir
+
+    return RunDir(trained.checkpoint.parent).valid_set()
 
 
 def _readable(samples: list[tuple[str, int]], data) -> tuple[list, list[tuple[str, str]]]:

@@ -57,6 +57,7 @@ class RunDir:
             )
         if path.exists() and not path.is_dir():
             raise RunError(f"--output {path} is a file, not a folder")
+        _check_writable(path)
 
     @classmethod
     def create(cls, path: str | Path) -> RunDir:
@@ -86,7 +87,7 @@ class RunDir:
     def read_config(self) -> dict:
         """config.json, checked enough to resume from; RunError if it is damaged."""
         try:
-            record = json.loads(self.file("config.json").read_text())
+            record = json.loads(self.file("config.json").read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise self._damaged(f"not valid JSON: {exc}") from None
         if not isinstance(record, dict):
@@ -95,6 +96,17 @@ class RunDir:
         if wrong:
             raise self._damaged(f"missing or malformed: {', '.join(wrong)}")
         return record
+
+    def valid_set(self) -> tuple[str, list[tuple[str, int]]]:
+        """The run's own validation set: its data folder and the (path, label) pairs it
+        validated on (a --val-split run's held-out files); RunError if it has none."""
+        record = self.read_config() if self.file("config.json").is_file() else {}
+        if not record.get("valid_files"):
+            raise RunError(
+                f"{self.path} does not record its validation set (a run made before zoo did); "
+                "pass --data FOLDER"
+            )
+        return record["data"], [(str(p), int(label)) for p, label in record["valid_files"]]
 
     def _damaged(self, why: str) -> RunError:
         return RunError(
@@ -106,11 +118,15 @@ class RunDir:
         path = self.file("metrics.jsonl")
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [
+            json.loads(line)
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
 
     def write_metrics(self, rows: list[dict]) -> None:
         """Rewrite metrics.jsonl with ``rows`` (a small file, written whole each epoch)."""
-        text = "".join(json.dumps(row) + "\n" for row in rows)
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         atomic_write_bytes(self.file("metrics.jsonl"), text.encode())
 
     def save_best(self, state_dict: dict, meta: dict) -> None:
@@ -141,3 +157,15 @@ def versions() -> dict:
         except PackageNotFoundError:
             out[dist] = None
     return out
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse an output folder that cannot be made or written (checked before a run loads its
+    model and data, not when its first file is due)."""
+    import os
+
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise RunError(f"--output {path} cannot be made: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunError(f"--output {path} cannot be written: {existing} is not writable")

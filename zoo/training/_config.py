@@ -6,6 +6,7 @@ The one place for their defaults and choices: ``zoo finetune``'s options are bui
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
@@ -54,9 +55,11 @@ class TrainConfig:
     image_size: int | None = None  # override the backbone's input size
     augment: bool = True  # random resized crop and horizontal flip while training
     cache_features: bool | None = None  # None: automatic
+    threads: int | None = None  # CPU threads for torch; None: the CPUs this process may use
 
     def check(self) -> TrainConfig:
         """Raise TrainingError for an option no run could use."""
+        _check_types(self)
         for name in FLOATS:  # nan and inf pass every comparison below, or compare wrongly
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
@@ -64,7 +67,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "step_size"):
             _positive(name, getattr(self, name))
         _positive("lr", self.lr)
-        for name in ("num_classes", "image_size", "patience"):
+        for name in ("num_classes", "image_size", "patience", "threads"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
         if self.workers is not None and self.workers < 0:
@@ -107,3 +110,36 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise TrainingError(
             f"{TrainConfig.flag(name)} must be one of {', '.join(choices)}, got '{value}'"
         )
+
+
+def _check_types(config: TrainConfig) -> None:
+    """A value of the wrong type (``epochs="3"`` from Python) is one TrainingError line, not
+    a TypeError deep in a run; paths may be ``os.PathLike``."""
+    for f in fields(config):
+        value, kind = getattr(config, f.name), str(f.type).replace(" | None", "")
+        if value is None and "None" in str(f.type):
+            continue
+        if kind == "str" and isinstance(value, os.PathLike):
+            setattr(config, f.name, value := os.fspath(value))
+        if not _is(value, kind):
+            raise TrainingError(
+                f"{TrainConfig.flag(f.name)} must be {_KINDS.get(kind, kind)}, got {value!r}"
+            )
+
+
+_KINDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "str": "text",
+    "bool": "True or False",
+    "list[int]": "a list of whole numbers",
+}
+
+
+def _is(value, kind: str) -> bool:
+    if kind == "list[int]":
+        return isinstance(value, list | tuple) and all(_is(v, "int") for v in value)
+    if kind in ("int", "float") and isinstance(value, bool):
+        return False
+    allowed = {"int": int, "float": int | float, "str": str, "bool": bool}.get(kind, object)
+    return isinstance(value, allowed)

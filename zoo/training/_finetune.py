@@ -13,7 +13,7 @@ from __future__ import annotations
 from zoo.errors import TrainingError
 from zoo.runs import RunDir
 from zoo.training._config import TrainConfig
-from zoo.training._progress import Reporter
+from zoo.training._progress import Reporter, reporter_for
 from zoo.training._resume import resume_plan
 from zoo.training._setup import resume_run, start_run
 from zoo.training._trainer import FinetuneResult, fit
@@ -25,17 +25,21 @@ def finetune(
     *,
     resume: str | None = None,
     reporter: Reporter | None = None,
+    progress: bool = True,
     **options,
 ) -> FinetuneResult:
     """Fine-tune backbone ``name`` on the image folder ``data``; or continue run ``resume``.
 
     ``options`` are ``TrainConfig``'s fields (``epochs``, ``freeze_until``, ``lr``, ...).
+    It reports as ``zoo finetune`` does (bars on a terminal, epoch lines otherwise) unless
+    ``progress=False`` or another ``reporter`` is given.
 
     >>> result = zoo.finetune("resnet34", "pets", freeze_until="layer3", epochs=5)
     >>> result.summary["best_val_acc"]
     0.93
     """
-    reporter = reporter or Reporter()
+    if reporter is None:
+        reporter = reporter_for() if progress else Reporter()
     if resume is not None:
         run = RunDir.open(resume)
         record, config = resume_plan(run, name, data, options)

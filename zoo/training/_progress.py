@@ -7,7 +7,6 @@ The library reports through a ``Reporter``; the CLI picks the one that fits the 
 from __future__ import annotations
 
 import sys
-import time
 from contextlib import contextmanager
 
 
@@ -64,13 +63,11 @@ class BarReporter(LineReporter):
             dynamic_ncols=True,
         )
         seen = [0, 0.0]
-        start = time.perf_counter()
 
         def update(images: int, loss_sum: float) -> None:
             seen[0] += images
             seen[1] += loss_sum
-            rate = seen[0] / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix_str(f"loss {seen[1] / seen[0]:.4f}, {rate:.0f} img/s", refresh=False)
+            bar.set_postfix_str(f"loss {seen[1] / seen[0]:.4f}", refresh=False)  # tqdm has img/s
             bar.update(images)
 
         try:

@@ -50,3 +50,9 @@ def config_record(
 def absolute(path: str | Path) -> str:
     """``path`` with ``~`` expanded and made absolute, as config.json records paths."""
     return str(Path(path).expanduser().resolve())
+
+
+def valid_set_record(split) -> dict:
+    """What ``zoo evaluate RUN`` without --data evaluates on: the files the run validated on
+    (a --val-split run's held-out files, or its valid folder's), absolute, with their labels."""
+    return {"valid_files": [[absolute(p), label] for p, label in split.valid]}

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zoo.compute import memory_format, prepare_backends, resolve_device, resolve_precision
+from zoo.compute import (
+    memory_format,
+    prepare_backends,
+    resolve_device,
+    resolve_precision,
+    use_threads,
+)
 from zoo.data import (
     Preprocessing,
     drop_unreadable,
@@ -25,8 +31,9 @@ from zoo.data import (
 from zoo.errors import DataError, RunError
 from zoo.runs import RunDir, default_output
 from zoo.training import _distributed as distributed
+from zoo.training._notes import unused_options, unused_val_split
 from zoo.training._progress import Reporter
-from zoo.training._record import config_record
+from zoo.training._record import config_record, valid_set_record
 from zoo.training._resume import check_epochs, check_nothing_ran, resize_schedule
 from zoo.training._seeding import seed_everything
 from zoo.training._session import RunData, Session
@@ -62,6 +69,8 @@ def start_run(config: TrainConfig, reporter: Reporter, run: RunDir | None = None
     if run is None and config.output:
         RunDir.check_free(config.output)
     setting = _Setting(config, dist, reporter, *_choose_device(config, dist))
+    for line in unused_options(config):
+        reporter.note(line)
     distributed.barrier(dist)  # every rank checked --output before rank 0 writes
     data = _load_data(_data_folder(config, reporter), config, reporter)
     seed_everything(config.seed)
@@ -79,17 +88,16 @@ def start_run(config: TrainConfig, reporter: Reporter, run: RunDir | None = None
         pre = pre.with_image_size(config.image_size)
     meta = _meta(model, data, pre)
     session = _assemble(setting, data, meta, model, pre, run)
-    session.writer.config(
-        config_record(
-            config,
-            backbone_id=spec.id,
-            weights=spec.resolved.identity() if spec.resolved else {},
-            classes=data.classes,
-            preprocessing=pre.to_dict(),
-            data=str(data.folder),
-            skipped=data.skipped,
-        )
+    record = config_record(
+        config,
+        backbone_id=spec.id,
+        weights=spec.resolved.identity() if spec.resolved else {},
+        classes=data.classes,
+        preprocessing=pre.to_dict(),
+        data=str(data.folder),
+        skipped=data.skipped,
     )
+    session.writer.config({**record, **valid_set_record(data.split)})
     session.writer.last(session.state, meta)  # epoch 0: a run killed in epoch 1 resumes
     return session
 
@@ -140,6 +148,7 @@ def _this_process(reporter: Reporter) -> tuple[Dist, Reporter]:
 
 
 def _choose_device(config: TrainConfig, dist: Dist) -> tuple[torch.device, Precision]:
+    use_threads(config.threads)
     if dist.enabled:
         device = distributed.setup(dist, config.device)
     else:
@@ -163,6 +172,8 @@ def _load_data(folder: Path, config: TrainConfig, reporter: Reporter) -> RunData
     split = scan_image_folder(folder, val_split=config.val_split, seed=config.seed, exclude=exclude)
     for path in split.left_out:
         reporter.note(f"leaving out {path}: it holds a zoo run, not images")
+    for line in unused_val_split(config, split.layout):
+        reporter.note(line)
     split, skipped = drop_unreadable(split)
     for path, reason in skipped:
         reporter.note(f"skipping unreadable {path}: {reason}")

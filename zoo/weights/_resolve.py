@@ -199,7 +199,7 @@ def _run_build_kwargs(backbone: Backbone, resolved: Resolved) -> dict:
     if isinstance(meta.get("build_kwargs"), dict):
         return dict(meta["build_kwargs"])
     try:
-        config = json.loads((resolved.path.parent / "config.json").read_text())
+        config = json.loads((resolved.path.parent / "config.json").read_text(encoding="utf-8"))
         weights = dict(config.get("weights") or {})
     except (OSError, ValueError, TypeError, AttributeError):
         return {}
