@@ -18,6 +18,7 @@ import torch
 import torchvision
 from click.testing import CliRunner
 from images import make_image_folder
+from safetensors.torch import save_file
 from test_weights import randomised, save_hf_snapshot, save_hub_file, use_homes
 
 import zoo
@@ -158,3 +159,12 @@ def test_torchvision_vit_weights_are_resampled_for_another_size(tmp_path, monkey
     assert embedding.shape == (1, 1 + 2 * 2, 768)
     assert torch.equal(embedding[0, 0], saved["encoder.pos_embedding"][0, 0])
     assert model.zoo_spec.build_kwargs == {"image_size": 32}
+
+
+def test_a_vit_weights_file_of_another_size_is_resampled(tmp_path):
+    saved = randomised(timm.create_model("vit_tiny_patch16_224"), seed=4)
+    path = tmp_path / "vit.safetensors"
+    save_file({k: v.contiguous() for k, v in saved.items()}, path)
+    model = zoo.create("timm:vit_tiny_patch16_224", num_classes=3, weights=path, image_size=32)
+    assert model.pos_embed.shape == (1, 1 + 2 * 2, 192)
+    assert torch.equal(model.blocks[0].attn.qkv.weight, saved["blocks.0.attn.qkv.weight"])

@@ -47,7 +47,8 @@ def _int_list(value: str | None) -> list[int] | None:
 @option(
     "data",
     type=click.Path(file_okay=False),
-    help="Image folder: DIR/train/<class>/* + DIR/valid/<class>/*, or DIR/<class>/*. "
+    help="Image folder: DIR/train/<class>/* + DIR/valid/<class>/* (or val/, or test/), or "
+    "DIR/<class>/*. "
     "Default: the embedded shapes dataset.",
 )
 @option(
@@ -82,7 +83,11 @@ def _int_list(value: str | None) -> list[int] | None:
     type=click.Path(file_okay=False),
     help="Run directory [runs/<arch>-<YYYYmmdd-HHMMSS>].",
 )
-@option("val_split", type=float, help="Validation fraction for DIR/<class>/* folders.")
+@option(
+    "val_split",
+    type=float,
+    help="Validation fraction for DIR/<class>/* folders (or DIR/train/ without a valid/).",
+)
 @option(
     "image_size",
     type=int,

@@ -39,14 +39,29 @@ def load_into(
     if resolved.tag is not None or resolved.run is not None:
         _load_strict(model, state, resolved, spec)
     else:
-        _load_fitting(model, state, resolved, spec.heads)
+        _load_fitting(model, state, resolved, spec)
 
 
 def _head_prefixes(heads: list[str]) -> tuple[str, ...]:
     return tuple(module + "." for module in head_modules(heads))
 
 
-def _load_fitting(model: nn.Module, state: dict, resolved: Resolved, heads: list[str]) -> None:
+def _load_fitting(model: nn.Module, state: dict, resolved: Resolved, spec: ModelSpec) -> None:
+    report, missing = _fit(model, state, spec.heads)
+    converted = _filtered(model, state, spec) if missing else None
+    if converted is not None:  # another size's position embedding, resampled by the plugin
+        report, missing = _fit(model, converted, spec.heads)
+    if missing:
+        raise WeightsError(
+            f"{resolved.path} does not fit {type(model).__name__}: {len(report.loaded)} tensors "
+            f"matched, coverage {report.coverage:.1%}, {len(missing)} backbone tensors missing "
+            f"or of another shape (first: {missing[0]}); is it for another architecture? "
+            "Use `zoo transfer` for partial weights"
+        )
+
+
+def _fit(model: nn.Module, state: dict, heads: list[str]):
+    """Load what fits; the report and the backbone tensors left out."""
     from zoo.transfer import transfer
 
     report = transfer(model, state)
@@ -55,13 +70,7 @@ def _load_fitting(model: nn.Module, state: dict, resolved: Resolved, heads: list
         for k in report.missing + list(report.shape_mismatched)
         if not k.startswith(_head_prefixes(heads))
     ]
-    if missing:
-        raise WeightsError(
-            f"{resolved.path} does not fit {type(model).__name__}: {len(report.loaded)} tensors "
-            f"matched, coverage {report.coverage:.1%}, {len(missing)} backbone tensors missing "
-            f"or of another shape (first: {missing[0]}); is it for another architecture? "
-            "Use `zoo transfer` for partial weights"
-        )
+    return report, missing
 
 
 def _load_strict(model: nn.Module, state: dict, resolved: Resolved, spec: ModelSpec) -> None:
