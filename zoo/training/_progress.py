@@ -10,6 +10,8 @@ import sys
 import time
 from contextlib import contextmanager
 
+REFRESH_S = 0.5  # seconds between the bar's reads of the running loss
+
 
 class Reporter:
     """Silent: override what you want to hear about."""
@@ -19,7 +21,8 @@ class Reporter:
 
     @contextmanager
     def phase(self, name: str, epoch: int, epochs: int, total: int):
-        """Wraps one phase; yields ``update(images, loss_sum)`` called after each batch."""
+        """Wraps one phase; yields ``update(images, loss_sum)`` called after each batch
+        (``loss_sum`` a float or a 0-d tensor, maybe on the device)."""
         yield lambda images, loss: None
 
     def epoch(self, row: dict, epochs: int) -> None:
@@ -64,14 +67,21 @@ class BarReporter(LineReporter):
             dynamic_ncols=True,
         )
         seen = [0, 0.0]
-        start = time.perf_counter()
+        start = last = time.perf_counter()
 
-        def update(images: int, loss_sum: float) -> None:
+        def update(images: int, loss_sum) -> None:
+            # loss_sum may be a tensor on the device: reading it waits for the device, so the
+            # bar reads it twice a second, not every step.
+            nonlocal last
             seen[0] += images
-            seen[1] += loss_sum
-            rate = seen[0] / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix_str(f"loss {seen[1] / seen[0]:.4f}, {rate:.0f} img/s", refresh=False)
+            seen[1] = seen[1] + loss_sum
             bar.update(images)
+            now = time.perf_counter()
+            if now - last >= REFRESH_S:
+                last = now
+                rate = seen[0] / max(now - start, 1e-9)
+                loss = float(seen[1]) / seen[0]
+                bar.set_postfix_str(f"loss {loss:.4f}, {rate:.0f} img/s", refresh=False)
 
         try:
             yield update

@@ -61,6 +61,7 @@ def start_run(config: TrainConfig, reporter: Reporter, run: RunDir | None = None
     dist, reporter = _this_process(reporter)
     if run is None and config.output:
         RunDir.check_free(config.output)
+    asked = config.precision
     setting = _Setting(config, dist, reporter, *_choose_device(config, dist))
     distributed.barrier(dist)  # every rank checked --output before rank 0 writes
     data = _load_data(_data_folder(config, reporter), config, reporter)
@@ -72,6 +73,7 @@ def start_run(config: TrainConfig, reporter: Reporter, run: RunDir | None = None
         freeze_until=config.freeze_until,
         train_bn=config.train_bn,
     )
+    _precision_for_model(setting, asked, model)
     spec = model.zoo_spec
     pre = spec.preprocessing
     if config.image_size:
@@ -106,6 +108,7 @@ def resume_run(
     dist, reporter = _this_process(reporter)
     saved = run.read_last()
     check_epochs(run, config, reporter, saved["progress"]["epoch"], epochs)
+    asked = config.precision
     setting = _Setting(config, dist, reporter, *_choose_device(config, dist))
     data = _load_data(Path(record["data"]), config, reporter)
     if data.classes != record["class_names"]:
@@ -122,6 +125,7 @@ def resume_run(
         train_bn=config.train_bn,
         build_kwargs=build_kwargs,
     )
+    _precision_for_model(setting, asked, model)
     pre = Preprocessing.from_dict(record["preprocessing"])
     meta = _meta(model, data, pre, build_kwargs or {})
     session = _assemble(setting, data, meta, model, pre, run, saved)
@@ -145,6 +149,13 @@ def _choose_device(config: TrainConfig, dist: Dist) -> tuple[torch.device, Preci
     precision = resolve_precision(config.precision, device)
     config.precision = precision.name  # config.json records what auto resolved to
     return device, precision
+
+
+def _precision_for_model(setting: _Setting, asked: str, model) -> None:
+    """``auto`` again, now that the model is known (``zoo.compute.resolve_precision``)."""
+    if asked == "auto":
+        setting.precision = resolve_precision("auto", setting.device, model)
+        setting.config.precision = setting.precision.name
 
 
 def _data_folder(config: TrainConfig, reporter: Reporter) -> Path:
