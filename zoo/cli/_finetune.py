@@ -63,7 +63,12 @@ def option(name: str, *decls: str, negatable: bool = False, **kwargs):
 @option("seed", type=int)
 @option("device", help="auto, cpu, cuda[:N] or mps.")
 @option("precision")
-@option("workers", type=int, help="DataLoader workers [usable cores - 1, at most 4].")
+@option(
+    "workers",
+    type=int,
+    help="DataLoader workers [on a GPU: cores - 1; on the CPU: cores - 1, at most 4; "
+    "never more than the batches].",
+)
 @option(
     "output",
     "-o",
@@ -85,6 +90,13 @@ def option(name: str, *decls: str, negatable: bool = False, **kwargs):
     show_default="when possible",
     help="Run the frozen part once per image and train on its stored outputs "
     "(needs --freeze-until and --no-augment).",
+)
+@option(
+    "compile",
+    negatable=True,
+    show_default="no-compile",
+    help="torch.compile the model (or the part that trains on cached features): faster steps "
+    "after a compile of tens of seconds (minutes on a small CPU) at the first step.",
 )
 @click.option(
     "--resume",

@@ -224,6 +224,8 @@ def _assemble(
         config, model, train_model, data.split, pre, setting.precision, device,
         distributed=dist.enabled,
     )  # fmt: skip
+    if config.compile:
+        source.compile()
     loaders = make_loaders(
         data.split, pre, config, device, dist.rank, dist.world, raw=source.raw_parts
     )
@@ -267,6 +269,7 @@ def _describe(setting: _Setting, data: RunData, model, counts: tuple[int, int], 
         f"{counts[0]:,} frozen and {counts[1]:,} trainable parameters; "
         f"{setting.device.type}, {setting.precision.name}"
         + (", channels_last" if fmt else "")
+        + (", torch.compile" if setting.config.compile else "")
         + (f", {dist.world} processes" if dist.enabled else "")
     )
 
