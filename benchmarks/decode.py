@@ -19,11 +19,14 @@ import time
 from pathlib import Path
 
 
-def make_photos(folder: Path, count: int, size: tuple[int, int]) -> list[tuple[str, int]]:
+def make_photos(
+    folder: Path, count: int, size: tuple[int, int], seed: int = 0
+) -> list[tuple[str, int]]:
+    """``count`` JPEGs in ``folder``: a colour per image over a shaded ramp, plus noise."""
     import numpy as np
     from PIL import Image
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     width, height = size
     ramp = np.linspace(0, 1, width)[None, :, None] * np.linspace(0.3, 1, height)[:, None, None]
     samples = []
