@@ -29,9 +29,8 @@ def test_measures_zoo_s_step_and_plain_fp32_and_names_the_device(tmp_path, capsy
 
 def test_without_a_gpu_make_bench_gpu_says_so_and_stops(capsys):
     import pytest
-    import torch
-
     import throughput
+    import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
