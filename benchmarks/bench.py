@@ -4,7 +4,10 @@ For each scenario both run one after the other, each in a child process of this 
 generated image folder, from the same stand-in pretrained weights (``make_weights``):
 (a) resnet34 frozen through layer3, (b) full fine-tuning. Printed:
 steady-state epoch time (mean of epochs 2..N, train + valid phases), the first epoch's time,
-the ratio seed loop / zoo, best validation accuracy, and peak memory of each process. Each
+the ratio seed loop / zoo, best validation accuracy, and peak memory of each process; then
+each scenario's compute floor (``floor.py``: the same model, batch, precision and memory
+format trained on tensors already in memory; for the frozen scenario the trainable suffix on
+stored features) and zoo's steady epoch as a ratio of it. Each
 scenario runs ``--repeat`` times, the loops taking turns, with seeds 0, 1, ...: times are each
 loop's fastest run (the one other work on the machine disturbed least), accuracy the mean over
 the seeds; every run's time and accuracy is printed too.
@@ -130,6 +133,25 @@ def zoo_run(
     return summarise(rows, best, peak)
 
 
+def floor_run(data: Path, o: argparse.Namespace, freeze: str | None) -> dict:
+    """The scenario's compute floor (``floor.py``): the whole model for full fine-tuning, the
+    trainable suffix on stored features when frozen (what zoo's cached epochs train)."""
+    args = [str(HERE / "floor.py"), "--json", "--weights", str(o.weights)]
+    args += ["--num-classes", str(len(CLASSES)), "--image-size", str(o.image_size)]
+    args += ["--batch-size", str(o.batch_size), "--lr", str(o.lr)]
+    args += ["--train-images", str(count_images(data / "train"))]
+    args += ["--valid-images", str(count_images(data / "valid"))]
+    if "--precision" in o.zoo_args:
+        args += ["--precision", o.zoo_args[o.zoo_args.index("--precision") + 1]]
+    args += ["--freeze-until", freeze, "--cached"] if freeze else []
+    out, peak = child(args)
+    return {**json.loads(out.strip().splitlines()[-1]), "peak_rss_mb": peak}
+
+
+def count_images(folder: Path) -> int:
+    return sum(1 for _ in folder.glob("*/*.jpg"))
+
+
 def fastest(runs: list[dict]) -> dict:
     """One loop's runs of a scenario (seeds 0, 1, ...) as one: the fastest steady and first
     epochs, the mean best accuracy over the seeds, the largest peak memory."""
@@ -176,14 +198,19 @@ def main(argv: list[str] | None = None) -> None:
         for name in o.scenarios.split(","):
             freeze = "layer3" if name == "frozen" else None
             runs: dict[str, list[dict]] = {"seed_loop": [], "zoo": [], "zoo_uncached": []}
+            floors = []
             for i in range(o.repeat):
                 runs["seed_loop"].append(seed_loop(data, o, freeze, seed=i))
                 runs["zoo"].append(zoo_run(data, o, freeze, i, Path(tmp) / f"run-{name}-{i}"))
                 if freeze:  # what the caching epoch costs over an epoch that does not cache
                     plain = Path(tmp) / f"run-{name}-plain-{i}"
                     runs["zoo_uncached"].append(zoo_run(data, o, freeze, i, plain, cache=False))
+                floors.append(floor_run(data, o, freeze))
             r = results[name] = {k: fastest(v) for k, v in runs.items() if v}
+            r["floor"] = min(floors, key=lambda f: f["epoch_s"])
+            r["floor"]["epoch_s_runs"] = [f["epoch_s"] for f in floors]
             r["speedup"] = r["seed_loop"]["steady_epoch_s"] / r["zoo"]["steady_epoch_s"]
+            r["zoo_over_floor"] = r["zoo"]["steady_epoch_s"] / r["floor"]["epoch_s"]
             if freeze:
                 r["caching_epoch_ratio"] = (
                     r["zoo"]["first_epoch_s"] / r["zoo_uncached"]["first_epoch_s"]
@@ -220,7 +247,23 @@ def print_row(name: str, r: dict) -> None:
         )
 
 
+def print_floors(results: dict) -> None:
+    print(
+        "\n| scenario | floor epoch (train + valid) | precision | zoo epoch | zoo / floor "
+        "| seed loop / floor |\n|---|---|---|---|---|---|"
+    )
+    for name, r in results.items():
+        f, z, s = r["floor"], r["zoo"]["steady_epoch_s"], r["seed_loop"]["steady_epoch_s"]
+        what = "suffix on stored features" if name == "frozen" else "whole model"
+        print(
+            f"| {name} ({what}) | {f['epoch_s']:.2f}s ({f['train_s']:.2f}s + "
+            f"{f['valid_s']:.2f}s) | {f['precision']} | {z:.2f}s | {r['zoo_over_floor']:.2f}x "
+            f"| {s / f['epoch_s']:.2f}x |"
+        )
+
+
 def print_notes(results: dict) -> None:
+    print_floors(results)
     print()
     for name, r in results.items():
         if "caching_epoch_ratio" in r:

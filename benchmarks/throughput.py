@@ -5,7 +5,9 @@ the device, so the figure is the training step alone, not the input pipeline. Me
 the same model, batch and optimizer: as zoo runs it (``--precision auto``: bf16 autocast on GPUs
 that have it, fp16 with a gradient scaler on older ones, fp32 on a CPU without native bf16;
 ``channels_last``), and in plain fp32 NCHW, as the seeds' loop runs. The step is zoo's own
-(``zoo.compute.train_epoch``). Prints the device's name with the figures.
+(``zoo.compute.train_epoch``). Prints the device's name with the figures. On a GPU it then
+fine-tunes end to end on generated JPEGs (``end_to_end.py``: img/s, the input pipeline's
+share, peak memory). Without a GPU (and without ``--device cpu``) it says so and stops.
 
     python benchmarks/throughput.py
     python benchmarks/throughput.py --arch resnet18 --image-size 64 --batch-size 16 --device cpu
@@ -17,6 +19,8 @@ import argparse
 import json
 import time
 from pathlib import Path
+
+import end_to_end
 
 # (label, precision spec, channels_last)
 SETTINGS = (("zoo", "auto", True), ("fp32 NCHW", "fp32", False))
@@ -33,8 +37,10 @@ def measure(
     precision: str,
     channels_last: bool,
     num_classes: int = 1000,
+    compile: bool = False,
 ) -> dict:
-    """Images per second of ``steps`` training steps after ``warmup`` untimed ones."""
+    """Images per second of ``steps`` training steps after ``warmup`` untimed ones (with
+    ``compile``, the model goes through torch.compile: the warm-up steps compile it)."""
     import torch
 
     import zoo
@@ -50,6 +56,7 @@ def measure(
     chosen = resolve_precision(precision, device)
     scaler = torch.amp.GradScaler(device.type) if chosen.scaler else None
     optimizer = build_optimizer(model.parameters(), TrainConfig(lr=0.01))
+    model = torch.compile(model) if compile else model
     images = torch.randn(batch_size, 3, image_size, image_size, device=device)
     targets = torch.randint(0, num_classes, (batch_size,), device=device)
     if device.type == "cuda":
@@ -114,11 +121,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps before them")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--no-end-to-end", action="store_true", help="skip the fine-tune on generated JPEGs"
+    )
     o = parser.parse_args(argv)
     import torch
 
     from zoo.compute import resolve_device
 
+    if o.device == "auto" and not torch.cuda.is_available():
+        print(
+            "no CUDA GPU on this machine: make bench-gpu is meant for one and is ready to run "
+            "there (`--device cpu` times the step on this CPU instead)"
+        )
+        return {"device": None}
     device = resolve_device(o.device)
     results = {
         "device": device_name(device),
@@ -134,7 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"{o.steps} steps after {o.warmup}; {results['device']}; torch {torch.__version__}"
     )
     print("| setting | precision | layout | img/s | peak GPU MB |\n|---|---|---|---|---|")
-    for label, precision, channels_last in SETTINGS:
+    compiled = (("zoo --compile", "auto", True),) if device.type == "cuda" else ()
+    for label, precision, channels_last in SETTINGS + compiled:
         r = results["settings"][label] = measure(
             o.arch,
             image_size=o.image_size,
@@ -144,6 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
             device=device,
             precision=precision,
             channels_last=channels_last,
+            compile=label.endswith("--compile"),
         )
         peak = "-" if r["peak_memory_mb"] is None else f"{r['peak_memory_mb']:,.0f}"
         print(
@@ -153,6 +171,12 @@ def main(argv: list[str] | None = None) -> dict:
     settings = results["settings"]
     results["speedup"] = settings["zoo"]["images_per_s"] / settings["fp32 NCHW"]["images_per_s"]
     print(f"\nzoo / fp32 NCHW: {results['speedup']:.2f}x")
+    if device.type == "cuda" and not o.no_end_to_end:
+        results["end_to_end"] = end_to_end.main(
+            ["--arch", o.arch, "--image-size", str(o.image_size), "--device", str(device)]
+            + ["--batch-size", str(o.batch_size)],
+            step_images_per_s=settings["zoo"]["images_per_s"],
+        )
     if o.json:
         Path(o.json).write_text(json.dumps(results, indent=2))
     return results

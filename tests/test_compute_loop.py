@@ -45,3 +45,125 @@ def test_train_loss_reported_is_the_main_heads_while_aux_losses_train():
     assert aux_loss > main_loss + 1
     # The auxiliary head still trains: its loss reached the backward pass.
     assert model.aux.weight.grad is not None and model.aux.weight.grad.abs().sum() > 0
+
+
+READS = ("item", "tolist", "__float__", "__int__", "__bool__")
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Counts the calls that read a tensor's value on the host (each one waits for the device
+    on CUDA): Tensor.item, tolist, float(), int(), bool()."""
+    count = [0]
+    for name in READS:
+        real = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _real=real, **kwargs):
+            count[0] += 1
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return count
+
+
+def _epoch(steps: int, *, lr: float = 0.01, check_every: int = 32):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+    batches = [(torch.randn(4, 8), torch.randint(0, 3, (4,))) for _ in range(steps)]
+    cpu = resolve_device("cpu")
+    return train_epoch(
+        model,
+        batches,
+        torch.optim.SGD(model.parameters(), lr=lr),
+        device=cpu,
+        precision=resolve_precision("fp32", cpu),
+        epoch=2,
+        check_every=check_every,
+    )
+
+
+def test_an_epoch_reads_the_device_a_constant_number_of_times_not_per_step(reads):
+    counts = []
+    for steps in (3, 12, 30):
+        reads[0] = 0
+        result = _epoch(steps)
+        counts.append(reads[0])
+        assert result.count == 4 * steps and 0 <= result.correct <= result.count
+    assert counts[0] == counts[1] == counts[2] <= 3
+    # Checked every few steps for a nan loss: one more read each time, still not per step.
+    reads[0] = 0
+    _epoch(35, check_every=10)  # reads at steps 10, 20 and 30
+    assert reads[0] == counts[0] + 3
+
+
+def test_evaluation_reads_the_device_a_constant_number_of_times(reads):
+    from zoo.compute import evaluate
+
+    model = nn.Linear(8, 3)
+    cpu = resolve_device("cpu")
+    counts = []
+    for steps in (2, 9):
+        batches = [(torch.randn(5, 8), torch.randint(0, 3, (5,))) for _ in range(steps)]
+        reads[0] = 0
+        result = evaluate(
+            model, batches, device=cpu, precision=resolve_precision("fp32", cpu), num_classes=3
+        )
+        counts.append(reads[0])
+        assert result.count == 5 * steps and sum(map(sum, result.confusion)) == 5 * steps
+    assert counts[0] == counts[1]
+
+
+def test_the_sums_read_once_match_the_per_step_values():
+    torch.manual_seed(0)
+    model = nn.Linear(8, 3)
+    batches = [(torch.randn(4, 8), torch.randint(0, 3, (4,))) for _ in range(5)]
+    expected_loss = sum(F.cross_entropy(model(x), y).item() * 4 for x, y in batches)
+    expected_right = sum(int((model(x).argmax(1) == y).sum()) for x, y in batches)
+    cpu = resolve_device("cpu")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    result = train_epoch(
+        model, batches, optimizer, device=cpu, precision=resolve_precision("fp32", cpu), epoch=1
+    )
+    assert result.loss_sum == pytest.approx(expected_loss, rel=1e-6)
+    assert result.correct == expected_right and result.count == 20
+
+
+@pytest.mark.parametrize("check_every", [1, 4, 32])
+def test_a_nan_loss_names_the_epoch_and_the_first_bad_step(check_every):
+    from zoo.errors import NonFiniteLoss
+
+    cpu = resolve_device("cpu")
+    model = nn.Linear(8, 3)
+    batches = [(torch.randn(4, 8), torch.randint(0, 3, (4,))) for _ in range(10)]
+    batches[5] = (torch.full((4, 8), float("nan")), batches[5][1])  # step 6
+    with pytest.raises(NonFiniteLoss, match="loss is nan at epoch 3, step 6;"):
+        train_epoch(
+            model,
+            batches,
+            torch.optim.SGD(model.parameters(), lr=0.01),
+            device=cpu,
+            precision=resolve_precision("fp32", cpu),
+            epoch=3,
+            check_every=check_every,
+        )
+
+
+def test_ctrl_c_finishes_the_step_in_flight():
+    from zoo.errors import StopRequested
+
+    cpu = resolve_device("cpu")
+    model = nn.Linear(8, 3)
+    batches = [(torch.randn(4, 8), torch.randint(0, 3, (4,))) for _ in range(10)]
+    seen = []
+    with pytest.raises(StopRequested):
+        train_epoch(
+            model,
+            batches,
+            torch.optim.SGD(model.parameters(), lr=0.01),
+            device=cpu,
+            precision=resolve_precision("fp32", cpu),
+            epoch=1,
+            update=lambda images, loss: seen.append(images),
+            stop=lambda: len(seen) == 3,
+        )
+    assert seen == [4, 4, 4]  # three steps ran to the end, the fourth never started

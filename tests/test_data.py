@@ -462,3 +462,43 @@ def test_a_folder_with_a_config_json_alone_is_still_a_class(tmp_path):
     root = make_image_folder(tmp_path / "pets", ["cat", "dog"], 3)
     (root / "dog" / "config.json").write_text("{}")
     assert scan_image_folder(root).classes == ["cat", "dog"]
+
+
+# ---------------------------------------------------------------- decoding at reduced size
+
+
+def _photo(path: Path, size=(1024, 768), fmt="JPEG") -> Path:
+    import numpy as np
+
+    y, x = np.mgrid[0 : size[1], 0 : size[0]]
+    smooth = np.stack([x * 255 / size[0], y * 255 / size[1], (x + y) * 127 / sum(size)], -1)
+    Image.fromarray(smooth.astype("uint8")).save(path, fmt, quality=95)
+    return path
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_size_never_below_the_side_asked(tmp_path):
+    from zoo.data import load_rgb
+
+    photo = _photo(tmp_path / "photo.jpg")
+    assert load_rgb(photo).size == (1024, 768)
+    assert load_rgb(photo, min_side=200).size == (512, 384)  # 1/2: 1/4 would give 192
+    assert load_rgb(photo, min_side=90).size == (128, 96)  # 1/8
+    assert load_rgb(photo, min_side=500).size == (1024, 768)  # 1/2 would be too small
+    png = _photo(tmp_path / "photo.png", fmt="PNG")
+    assert load_rgb(png, min_side=90).size == (1024, 768)  # only JPEG decoders can
+
+
+def test_reduced_decoding_keeps_what_the_transform_keeps(tmp_path):
+    from zoo.data import Preprocessing, build_transform, decode_side, load_rgb
+
+    photo = _photo(tmp_path / "photo.jpg")
+    pre = Preprocessing(input_size=(3, 96, 96))
+    side = decode_side(pre, train=False)
+    assert side == pre.resize_size
+    transform = build_transform(pre, train=False, normalize=False)
+    full, drafted = (transform(load_rgb(photo, s)).float() for s in (None, side))
+    assert load_rgb(photo, side).size == (256, 192)
+    assert (full - drafted).abs().mean() < 2.0  # of 255: the same picture
+    # A random resized crop may keep 0.245 of a side and stretch it to the input size.
+    assert decode_side(pre, train=True, augment=True) * (0.08 * 3 / 4) ** 0.5 >= 96
+    assert decode_side(pre, train=True, augment=False) == side

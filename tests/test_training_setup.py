@@ -147,3 +147,22 @@ def test_resuming_a_run_killed_before_its_first_save_starts_it_over(tiny, data, 
     session = setup.resume_run(run, record, resumed, Notes())
     assert session.state.progress.epoch == 0
     assert (tmp_path / "run" / "last.pt").is_file()
+
+
+@pytest.mark.parametrize("freeze", [None, "3"])
+def test_compile_compiles_the_modules_that_run_and_is_recorded(tiny, data, tmp_path, freeze):
+    import json
+
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    options = {"freeze_until": freeze, "augment": False, "compile": True}
+    session = setup.start_run(config(tiny, data, tmp_path / "run", **options), Notes())
+    for phase in ("train", "valid"):
+        module = session.source.model(phase)
+        assert isinstance(module, OptimizedModule)  # compiled at its first step, not here
+        params = {id(p) for p in module.parameters()}
+        assert params <= {id(p) for p in session.model.parameters()}  # training the model
+    record = json.loads((session.run.path / "config.json").read_text())
+    assert record["options"]["compile"] is True
+    plain = setup.start_run(config(tiny, data, tmp_path / "plain"), Notes())
+    assert not isinstance(plain.source.model("train"), OptimizedModule)

@@ -136,3 +136,34 @@ def test_catch_sigint_outside_the_main_thread_sets_no_handler():
     thread.start()
     thread.join()
     assert seen == [(False, before)]
+
+
+def test_a_steady_epoch_reads_the_device_a_constant_number_of_times(tiny, tmp_path, monkeypatch):
+    """Served from kept pixels (no augmentation), an epoch's host reads of tensor values
+    (each a wait for the device on a GPU) do not grow with its steps."""
+    import torch
+
+    reads = []
+    for per_class in (4, 16):
+        data = make_image_folder(
+            tmp_path / f"d{per_class}", ["a", "b"], per_class=(per_class, 2), layout="train-valid"
+        )
+        config = TrainConfig(
+            name=tiny, data=str(data), output=str(tmp_path / f"r{per_class}"), epochs=2,
+            augment=False, precision="fp32", **FAST,
+        ).check()  # fmt: skip
+        session = start_run(config, Reporter())
+        run_epoch(session, 1)  # decodes and keeps the pixels
+        count = [0]
+        for name in ("item", "tolist", "__float__", "__int__", "__bool__"):
+            real = getattr(torch.Tensor, name)
+
+            def counted(self, *args, _real=real, _count=count, **kwargs):
+                _count[0] += 1
+                return _real(self, *args, **kwargs)
+
+            monkeypatch.setattr(torch.Tensor, name, counted)
+        run_epoch(session, 2)
+        monkeypatch.undo()
+        reads.append(count[0])
+    assert reads[0] == reads[1]  # 2 then 8 training steps

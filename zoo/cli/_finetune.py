@@ -76,7 +76,12 @@ def _int_list(value: str | None) -> list[int] | None:
 @option("seed", type=int)
 @option("device", help="auto, cpu, cuda[:N] or mps.")
 @option("precision")
-@option("workers", type=int, help="DataLoader workers [usable cores - 1, at most 4].")
+@option(
+    "workers",
+    type=int,
+    help="DataLoader workers [on a GPU: cores - 1; on the CPU: cores - 1, at most 4; "
+    "never more than the batches].",
+)
 @option(
     "output",
     "-o",
@@ -119,6 +124,13 @@ def _int_list(value: str | None) -> list[int] | None:
     type=click.IntRange(min=1),
     show_default="the CPUs this process may use",
     help="CPU threads for torch; fewer than the cores keeps a shared machine responsive.",
+)
+@option(
+    "compile",
+    negatable=True,
+    show_default="no-compile",
+    help="torch.compile the model (or the part that trains on cached features): faster steps "
+    "after a compile of tens of seconds (minutes on a small CPU) at the first step.",
 )
 @click.option(
     "--resume",

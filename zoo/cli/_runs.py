@@ -21,7 +21,10 @@ EVALUATE, PREDICT = defaults_of(run_evaluate), defaults_of(run_predict)
     "folder's).",
 )
 @click.option(
-    "--batch-size", type=click.IntRange(min=1), default=EVALUATE["batch_size"], show_default=True
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=EVALUATE["batch_size"],
+    help="Images per batch [default: the run's own, so its precision computes the same].",
 )
 @click.option("--device", default=EVALUATE["device"], show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), help="DataLoader workers.")
@@ -34,6 +37,10 @@ EVALUATE, PREDICT = defaults_of(run_evaluate), defaults_of(run_predict)
 @json_option("Print a JSON object.")
 def evaluate(run, data, batch_size, device, workers, png, as_json):
     """Evaluate RUN (a run directory or its best.pt) on an image folder.
+
+    The model computes as the run validated: the run's precision (bf16 autocast if it
+    trained in bf16), memory format and batch size, so on the run's own valid folder the
+    accuracy is the run's best_val_acc.
 
     \b
     zoo evaluate runs/resnet34-20261122-101500 --data ./pets/valid

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 # The auxiliary-loss weights torchvision's reference recipes use.
 AUX_WEIGHTS = {1: 0.4, 2: 0.3}
+# Steps between reads of the device's losses while training: how late a nan loss may be seen.
+CHECK_EVERY = 32
 
 
 @dataclass
@@ -90,28 +92,24 @@ def train_epoch(
     memory_format=None,
     update=lambda images, loss: None,
     stop=lambda: False,
+    check_every: int = CHECK_EVERY,
 ) -> PhaseResult:
     """Train ``model`` over ``loader``'s (inputs, targets) once; raises NonFiniteLoss, or
     StopRequested after the step in flight when ``stop()`` turns true. Inputs are images, or
     tuples of cached features for a suffix model (``zoo.training.cache``). The loss trained on
-    includes auxiliary heads' losses; the one reported is the main head's, as in ``evaluate``."""
+    includes auxiliary heads' losses; the one reported is the main head's, as in ``evaluate``.
+    No step waits for the device (``Tally``); ``update(images, loss_sum)`` gets the loss as a
+    device tensor, and reading it is the caller's choice."""
     import time
 
     model.train()
-    result = PhaseResult()
+    tally = Tally(epoch)
     start = time.perf_counter()
     for step, (images, targets) in enumerate(loader, start=1):
         images = to_device(images, device, memory_format)
         targets = targets.to(device, non_blocking=True)
         with autocast(device, precision):
             loss, main_loss, logits = criterion(forward(model, images), targets)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise NonFiniteLoss(
-                f"loss is {value} at epoch {epoch}, step {step}; stopped, "
-                "keeping the files of the last good epoch; try a lower --lr "
-                "or --precision fp32"
-            )
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -120,11 +118,14 @@ def train_epoch(
         else:
             loss.backward()
             optimizer.step()
-        reported = main_loss.item() if main_loss is not loss else value
-        _accumulate(result, reported, logits, targets)
-        update(len(targets), reported * len(targets))
+        tally.add(loss, main_loss, logits, targets)
+        update(len(targets), main_loss.detach() * len(targets))
+        if step % check_every == 0:
+            tally.check()
         if stop():
+            tally.check()
             raise StopRequested
+    result = tally.result()  # waits for the device: the time below covers its work
     result.seconds = time.perf_counter() - start
     return result
 
@@ -140,15 +141,15 @@ def evaluate(
     memory_format=None,
 ) -> PhaseResult:
     """Loss, accuracy and (with ``num_classes``) the confusion matrix of ``model`` on
-    ``loader``, in eval mode without autograd."""
+    ``loader``, in eval mode without autograd; sums stay on the device until the end."""
     import time
 
     import torch
     import torch.nn.functional as F
 
     model.eval()
-    result = PhaseResult()
-    matrix = torch.zeros(num_classes or 1, num_classes or 1, dtype=torch.long)
+    tally = Tally(None)
+    matrix = torch.zeros(num_classes or 1, num_classes or 1, dtype=torch.long, device=device)
     start = time.perf_counter()
     with torch.inference_mode():
         for images, targets in loader:
@@ -156,20 +157,67 @@ def evaluate(
             targets = targets.to(device, non_blocking=True)
             with autocast(device, precision):
                 logits = forward(model, images)
-            loss = F.cross_entropy(logits.float(), targets, reduction="sum").item()
-            _accumulate(result, loss / len(targets), logits, targets)
+            loss = F.cross_entropy(logits.float(), targets, reduction="sum")
+            tally.add(None, loss / len(targets), logits, targets)
             if num_classes:
-                pairs = targets.cpu() * num_classes + logits.argmax(1).cpu()
+                pairs = targets * num_classes + logits.argmax(1)
                 matrix += torch.bincount(pairs, minlength=num_classes**2).view_as(matrix)
             update(len(targets), loss)
-    result.seconds = time.perf_counter() - start
+    result = tally.result()
     if num_classes:
-        result.confusion = matrix.tolist()
+        result.confusion = matrix.cpu().tolist()
+    result.seconds = time.perf_counter() - start
     return result
 
 
-def _accumulate(result: PhaseResult, mean_loss: float, logits, targets) -> None:
-    n = len(targets)
-    result.loss_sum += mean_loss * n
-    result.correct += int((logits.argmax(1) == targets).sum())
-    result.count += n
+class Tally:
+    """One pass's losses and correct counts, kept on the device as 0-d tensors, one per step:
+    reading them makes the host wait for the device, so that happens every ``check_every``
+    steps at most (``check``: a nan or inf loss stops the run there, naming the step where it
+    first appeared) and once at the end (``result``), never per step."""
+
+    def __init__(self, epoch: int | None) -> None:
+        self.epoch = epoch  # None: evaluation, which does not stop on a non-finite loss
+        self.trained: list = []  # the loss each step trained on (with auxiliary losses)
+        self.reported: list = []  # the main head's mean loss
+        self.correct: list = []
+        self.sizes: list[int] = []
+        self.checked = 0  # steps already found finite
+
+    def add(self, loss, main_loss, logits, targets) -> None:
+        self.trained.append((main_loss if loss is None else loss).detach().float())
+        self.reported.append(main_loss.detach().float())
+        self.correct.append((logits.argmax(1) == targets).sum())
+        self.sizes.append(len(targets))
+
+    def check(self) -> None:
+        """Raise NonFiniteLoss naming the first step whose loss was nan or inf."""
+        import torch
+
+        if self.epoch is None or self.checked == len(self.trained):
+            return
+        losses = torch.stack(self.trained[self.checked :]).cpu().tolist()
+        for offset, value in enumerate(losses):
+            if not math.isfinite(value):
+                raise NonFiniteLoss(
+                    f"loss is {value} at epoch {self.epoch}, step {self.checked + offset + 1}; "
+                    "stopped, keeping the files of the last good epoch; try a lower --lr "
+                    "or --precision fp32"
+                )
+        self.checked = len(self.trained)
+
+    def result(self) -> PhaseResult:
+        """The pass's sums, read from the device in one go."""
+        import torch
+
+        self.check()
+        result = PhaseResult()
+        if not self.sizes:
+            return result
+        sums = torch.stack([torch.stack(self.reported), torch.stack(self.correct).float()])
+        losses, correct = sums.cpu().tolist()
+        for mean_loss, right, n in zip(losses, correct, self.sizes, strict=True):
+            result.loss_sum += mean_loss * n
+            result.correct += int(right)
+            result.count += n
+        return result

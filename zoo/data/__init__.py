@@ -14,7 +14,7 @@ from zoo.data._images import find_unreadable, load_rgb
 from zoo.data._loaders import Loaders, batch_indices, default_workers, make_loaders
 from zoo.data._preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from zoo.data._sampling import EpochSampler, epoch_seed, seeded_dataset
-from zoo.data._transforms import build_transform, normalize_batch
+from zoo.data._transforms import build_transform, decode_side, normalize_batch
 from zoo.data._walk import IMAGE_EXTENSIONS, expand_images, looks_like_run, walk_images
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "scan_image_folder",
     "seeded_dataset",
     "walk_images",
+    "decode_side",
 ]
 
 

@@ -36,14 +36,11 @@ def make_loaders(
     from torch.utils.data import DataLoader
 
     from zoo.data._sampling import EpochSampler, seeded_dataset
-    from zoo.data._transforms import ImageDataset, build_transform
+    from zoo.data._transforms import ImageDataset, build_transform, decode_side
 
-    workers = default_workers() if config.workers is None else config.workers
     common = {
         "batch_size": config.batch_size,
-        "num_workers": workers,
         "pin_memory": device.type == "cuda",
-        "persistent_workers": workers > 0,
         # Workers' base seed from here, not from the global generator: starting an epoch
         # then draws nothing from it, with or without a loader (cached features).
         "generator": torch.Generator().manual_seed(config.seed),
@@ -51,22 +48,33 @@ def make_loaders(
     train_set = ImageDataset(
         split.train,
         build_transform(pre, train=True, augment=config.augment, normalize="train" not in raw),
+        min_side=decode_side(pre, train=True, augment=config.augment),
     )
     sampler = EpochSampler(len(train_set), seed=config.seed, rank=rank, world=world)
     # A last batch of one image breaks BatchNorm in train mode: drop it then, and only then.
     lone = len(sampler) % config.batch_size == 1 and len(sampler) > 1
     train = DataLoader(
-        seeded_dataset(train_set, config.seed), sampler=sampler, drop_last=lone, **common
-    )
+        seeded_dataset(train_set, config.seed), sampler=sampler, drop_last=lone,
+        **_workers(config, device, len(sampler)), **common,
+    )  # fmt: skip
     valid_set = ImageDataset(
-        split.valid, build_transform(pre, train=False, normalize="valid" not in raw)
+        split.valid,
+        build_transform(pre, train=False, normalize="valid" not in raw),
+        min_side=decode_side(pre, train=False),
     )
+    valid_sampler = EpochSampler(len(valid_set), shuffle=False, rank=rank, world=world, pad=False)
     valid = DataLoader(
-        seeded_dataset(valid_set, config.seed),
-        sampler=EpochSampler(len(valid_set), shuffle=False, rank=rank, world=world, pad=False),
-        **common,
-    )
+        seeded_dataset(valid_set, config.seed), sampler=valid_sampler,
+        **_workers(config, device, len(valid_sampler)), **common,
+    )  # fmt: skip
     return Loaders(train, valid)
+
+
+def _workers(config: TrainConfig, device, images: int) -> dict:
+    """A loader's worker options: ``--workers``, else ``default_workers`` for its batches."""
+    batches = -(-images // config.batch_size)
+    workers = default_workers(device, batches) if config.workers is None else config.workers
+    return {"num_workers": workers, "persistent_workers": workers > 0}
 
 
 def batch_indices(loader) -> list[list[int]]:
@@ -79,7 +87,22 @@ def batch_indices(loader) -> list[list[int]]:
     return [indices[i : i + size] for i in range(0, len(indices), size)]
 
 
-def default_workers() -> int:
-    """DataLoader workers: one core is left to the training step, at most 4 decode images."""
+def default_workers(device=None, batches: int | None = None) -> int:
+    """DataLoader workers when ``--workers`` is not given.
+
+    On a GPU (or MPS) the training step leaves the CPU free, so every core of this process's
+    share but one decodes images: a GPU host with 16 cores and one process gets 15. On the
+    CPU the step itself needs the cores: one is left to it and at most 4 decode. Never more
+    than ``batches``, the batches a pass loads (a worker loads whole batches). Under torchrun
+    the cores are shared among the machine's processes (``LOCAL_WORLD_SIZE``).
+
+    >>> default_workers(torch.device("cuda"), batches=100)  # on a 16-core host
+    15
+    """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(0, min(4, (cores or 1) - 1))
+    share = (cores or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE") or 1))
+    accelerated = device is not None and getattr(device, "type", device) in ("cuda", "mps")
+    workers = share - 1 if accelerated else min(4, share - 1)
+    if batches is not None:
+        workers = min(workers, batches)
+    return max(0, workers)

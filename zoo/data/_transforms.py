@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,25 @@ def build_transform(
     )
 
 
+def decode_side(pre: Preprocessing, *, train: bool, augment: bool = True) -> int:
+    """The smallest image side ``build_transform``'s output needs, so that decoding at a
+    reduced size (``load_rgb(min_side=...)``) loses no pixel the transform would keep.
+
+    Evaluation resizes to ``resize_size`` (or ``_resize_pair``): that many pixels. A random
+    resized crop may keep as little as sqrt(0.08 * 3/4) of a side (torchvision's smallest
+    scale and ratio) and stretch it to the input size, so it needs about 4.1 times that.
+
+    >>> decode_side(Preprocessing(input_size=(3, 224, 224)), train=False)
+    256
+    """
+    height, width = pre.input_size[1], pre.input_size[2]
+    if train and augment:
+        return math.ceil(max(height, width) / math.sqrt(0.08 * 3 / 4))
+    if height == width:
+        return pre.resize_size
+    return max(_resize_pair(pre))
+
+
 def normalize_batch(images, pre: Preprocessing):
     """uint8 images (N, C, H, W) from ``build_transform(..., normalize=False)`` as the float32
     tensor ``build_transform`` gives: the same element-wise operations, so the same bits.
@@ -101,9 +121,15 @@ def _define_image_dataset() -> type:
             >>> image, label = ds[0]
         """
 
-        def __init__(self, samples: Iterable[tuple[str, int]], transform: Callable | None = None):
+        def __init__(
+            self,
+            samples: Iterable[tuple[str, int]],
+            transform: Callable | None = None,
+            min_side: int | None = None,  # decode JPEGs down to this (``decode_side``)
+        ):
             self.samples = list(samples)
             self.transform = transform
+            self.min_side = min_side
 
         @property
         def targets(self) -> list[int]:
@@ -115,7 +141,7 @@ def _define_image_dataset() -> type:
         def __getitem__(self, index: int) -> tuple[Any, int]:
             path, label = self.samples[index]
             try:
-                image = load_rgb(path)
+                image = load_rgb(path, self.min_side)
             except Exception as e:  # name the file: the traceback from a loader worker may not
                 raise DataError(f"cannot read '{path}': {e}; remove or replace it") from e
             return (self.transform(image) if self.transform else image), label

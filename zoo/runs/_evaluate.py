@@ -67,43 +67,34 @@ def evaluate(
     run_or_checkpoint: str | Path,
     data: str | Path | None = None,
     *,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     device: str = "auto",
     workers: int | None = None,
     png: str | Path | None = None,
 ) -> dict:
     """Loss, accuracy, per-class accuracy and confusion matrix on ``data/<class>/*`` (None: the
     run's own validation set, its held-out files for a --val-split run); the matrix is also
-    drawn to ``png`` (default: beside the checkpoint, named after ``data``).
+    drawn to ``png`` (default: beside the checkpoint, named after ``data``). The model computes
+    as the run validated (``run_compute``: its precision, memory format and batch size), so on
+    the run's own validation set the accuracy is its ``best_val_acc``.
 
     >>> zoo.runs.evaluate("runs/resnet34-20261122-101500", "pets/valid")["accuracy"]
     0.93
     """
-    from torch.utils.data import DataLoader
-
     from zoo import compute
-    from zoo.data import (
-        ImageDataset,
-        build_transform,
-        default_workers,
-        scan_eval_folder,
-    )
     from zoo.runs._plots import plot_confusion
 
     trained = load_trained(run_or_checkpoint, device)
     data, samples = _own_valid_set(trained) if data is None else (data, None)
-    if samples is None:
-        samples = scan_eval_folder(data, trained.classes)
-    samples, skipped = _readable(samples, data)
-    dataset = ImageDataset(samples, build_transform(trained.preprocessing, train=False))
-    workers = default_workers() if workers is None else workers
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     device_ = next(trained.model.parameters()).device
+    precision, fmt, run_batch = run_compute(trained, device_)
+    loader, skipped = _loader(trained, data, samples, batch_size or run_batch, workers, device_)
     result = compute.evaluate(
         trained.model,
         loader,
         device=device_,
-        precision=compute.resolve_precision("fp32", device_),
+        precision=precision,
+        memory_format=fmt,
         num_classes=len(trained.classes),
     )
     report = _report(result, trained.classes, skipped)
@@ -119,6 +110,61 @@ def _own_valid_set(trained: Trained) -> tuple[str, list[tuple[str, int]]]:
     from zoo.runs._rundir import RunDir
 
     return RunDir(trained.checkpoint.parent).valid_set()
+
+
+def _loader(trained: Trained, data, samples, batch_size: int, workers: int | None, device):
+    """A DataLoader over the readable images of ``samples`` (None: ``data/<class>/*``), and
+    the unreadable ones."""
+    from torch.utils.data import DataLoader
+
+    from zoo.data import (
+        ImageDataset,
+        build_transform,
+        decode_side,
+        default_workers,
+        scan_eval_folder,
+    )
+
+    if samples is None:
+        samples = scan_eval_folder(data, trained.classes)
+    samples, skipped = _readable(samples, data)
+    pre = trained.preprocessing
+    dataset = ImageDataset(
+        samples, build_transform(pre, train=False), decode_side(pre, train=False)
+    )
+    if workers is None:
+        workers = default_workers(device, -(-len(dataset) // batch_size))
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers), skipped
+
+
+def run_compute(trained: Trained, device) -> tuple:
+    """(precision, memory format, batch size) as the run that wrote ``trained`` validated:
+    from its config.json (a best.pt without one: fp32, batch 64). A precision this device
+    cannot do (fp16 on a CPU) falls back to fp32. The model is put in that memory format."""
+    import torch
+
+    from zoo import compute
+    from zoo.errors import TrainingError
+
+    options = _recorded_options(trained.checkpoint)
+    try:
+        precision = compute.resolve_precision(options.get("precision") or "fp32", device)
+    except TrainingError:
+        precision = compute.resolve_precision("fp32", device)
+    fmt = compute.memory_format(trained.model, device)
+    trained.model.to(memory_format=fmt or torch.preserve_format)
+    return precision, fmt, options.get("batch_size") or 64
+
+
+def _recorded_options(checkpoint: Path) -> dict:
+    """The options in the config.json beside ``checkpoint``, or {} when there is none."""
+    import json
+
+    try:
+        options = json.loads((checkpoint.parent / "config.json").read_text()).get("options")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return options if isinstance(options, dict) else {}
 
 
 def _readable(samples: list[tuple[str, int]], data) -> tuple[list, list[tuple[str, str]]]:
@@ -184,13 +230,14 @@ def _classify(trained: Trained, images: list[str], top_k: int):
     """Each image's row, one at a time, in order."""
     import torch
 
-    from zoo.data import build_transform, load_rgb
+    from zoo.data import build_transform, decode_side, load_rgb
 
     transform = build_transform(trained.preprocessing, train=False)
+    side = decode_side(trained.preprocessing, train=False)  # as evaluate and training decode
     device_ = next(trained.model.parameters()).device
     k = min(top_k, len(trained.classes))
     for image in images:
-        batch = transform(load_rgb(image)).unsqueeze(0).to(device_)
+        batch = transform(load_rgb(image, side)).unsqueeze(0).to(device_)
         with torch.inference_mode():
             probabilities = trained.model(batch).float().softmax(1)[0]
         values, indices = probabilities.topk(k)

@@ -56,6 +56,7 @@ class TrainConfig:
     augment: bool = True  # random resized crop and horizontal flip while training
     cache_features: bool | None = None  # None: automatic
     threads: int | None = None  # CPU threads for torch; None: the CPUs this process may use
+    compile: bool = False  # torch.compile the modules that train and validate
 
     def check(self) -> TrainConfig:
         """Raise TrainingError for an option no run could use."""

@@ -7,7 +7,10 @@ The library reports through a ``Reporter``; the CLI picks the one that fits the 
 from __future__ import annotations
 
 import sys
+import time
 from contextlib import contextmanager
+
+REFRESH_S = 0.5  # seconds between the bar's reads of the running loss
 
 
 class Reporter:
@@ -18,7 +21,8 @@ class Reporter:
 
     @contextmanager
     def phase(self, name: str, epoch: int, epochs: int, total: int):
-        """Wraps one phase; yields ``update(images, loss_sum)`` called after each batch."""
+        """Wraps one phase; yields ``update(images, loss_sum)`` called after each batch
+        (``loss_sum`` a float or a 0-d tensor, maybe on the device)."""
         yield lambda images, loss: None
 
     def epoch(self, row: dict, epochs: int) -> None:
@@ -63,12 +67,20 @@ class BarReporter(LineReporter):
             dynamic_ncols=True,
         )
         seen = [0, 0.0]
+        last = time.perf_counter()
 
-        def update(images: int, loss_sum: float) -> None:
+        def update(images: int, loss_sum) -> None:
+            # loss_sum may be a tensor on the device: reading it waits for the device, so the
+            # bar reads it twice a second, not every step.
+            nonlocal last
             seen[0] += images
-            seen[1] += loss_sum
-            bar.set_postfix_str(f"loss {seen[1] / seen[0]:.4f}", refresh=False)  # tqdm has img/s
+            seen[1] = seen[1] + loss_sum
             bar.update(images)
+            now = time.perf_counter()
+            if now - last >= REFRESH_S:
+                last = now
+                loss = float(seen[1]) / seen[0]  # tqdm shows img/s
+                bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
 
         try:
             yield update

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from zoo.training._progress import Reporter
     from zoo.training._state import TrainingState
 
-RESUME_OVERRIDES = ("epochs", "device", "workers", "patience", "precision", "cache_features")
+RESUME_OVERRIDES = (
+    "epochs", "device", "workers", "patience", "precision", "cache_features", "compile",
+)  # fmt: skip
 
 
 def resume_plan(

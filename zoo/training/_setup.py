@@ -68,6 +68,7 @@ def start_run(config: TrainConfig, reporter: Reporter, run: RunDir | None = None
     dist, reporter = _this_process(reporter)
     if run is None and config.output:
         RunDir.check_free(config.output)
+    asked = config.precision
     setting = _Setting(config, dist, reporter, *_choose_device(config, dist))
     for line in unused_options(config):
         reporter.note(line)
@@ -82,6 +83,7 @@ def start_run(config: TrainConfig, reporter: Reporter, run: RunDir | None = None
         train_bn=config.train_bn,
         image_size=config.image_size,
     )
+    _precision_for_model(setting, asked, model)
     spec = model.zoo_spec
     pre = spec.preprocessing
     if config.image_size:
@@ -115,6 +117,7 @@ def resume_run(
     dist, reporter = _this_process(reporter)
     saved = run.read_last()
     check_epochs(run, config, reporter, saved["progress"]["epoch"], epochs)
+    asked = config.precision
     setting = _Setting(config, dist, reporter, *_choose_device(config, dist))
     data = _load_data(Path(record["data"]), config, reporter)
     if data.classes != record["class_names"]:
@@ -132,6 +135,7 @@ def resume_run(
         build_kwargs=build_kwargs,
         image_size=config.image_size,
     )
+    _precision_for_model(setting, asked, model)
     pre = Preprocessing.from_dict(record["preprocessing"])
     meta = _meta(model, data, pre)
     session = _assemble(setting, data, meta, model, pre, run, saved)
@@ -156,6 +160,13 @@ def _choose_device(config: TrainConfig, dist: Dist) -> tuple[torch.device, Preci
     precision = resolve_precision(config.precision, device)
     config.precision = precision.name  # config.json records what auto resolved to
     return device, precision
+
+
+def _precision_for_model(setting: _Setting, asked: str, model) -> None:
+    """``auto`` again, now that the model is known (``zoo.compute.resolve_precision``)."""
+    if asked == "auto":
+        setting.precision = resolve_precision("auto", setting.device, model)
+        setting.config.precision = setting.precision.name
 
 
 def _data_folder(config: TrainConfig, reporter: Reporter) -> Path:
@@ -226,6 +237,8 @@ def _assemble(
         config, model, train_model, data.split, pre, setting.precision, device,
         distributed=dist.enabled,
     )  # fmt: skip
+    if config.compile:
+        source.compile()
     loaders = make_loaders(
         data.split, pre, config, device, dist.rank, dist.world, raw=source.raw_parts
     )
@@ -269,6 +282,7 @@ def _describe(setting: _Setting, data: RunData, model, counts: tuple[int, int], 
         f"{counts[0]:,} frozen and {counts[1]:,} trainable parameters; "
         f"{setting.device.type}, {setting.precision.name}"
         + (", channels_last" if fmt else "")
+        + (", torch.compile" if setting.config.compile else "")
         + (f", {dist.world} processes" if dist.enabled else "")
     )
 

@@ -43,6 +43,7 @@ class FeatureCache:
     n_train: int
     device: torch.device
     precision: Precision
+    dtypes: tuple[torch.dtype, ...]  # each boundary tensor's dtype as the prefix makes it
     reused: bool = False  # a complete store from an earlier run with the same key
 
     def batches(self, loader, *, part: str) -> Iterator[tuple[tuple[torch.Tensor, ...], object]]:
@@ -57,7 +58,7 @@ class FeatureCache:
         rows = [torch.tensor(batch) + offset for batch in batch_indices(loader)]
         if all(self.store.has(r) for r in rows):
             for r in rows:
-                yield tuple(self.store.get(r)), self.labels[r]
+                yield self._stored(r), self.labels[r]
             return
         for r, (images, targets) in zip(rows, loader, strict=True):
             with autocast(self.device, self.precision):
@@ -65,6 +66,11 @@ class FeatureCache:
             if not self.store.has(r):
                 self.store.put(r, features)
             yield features, targets
+
+    def _stored(self, rows) -> tuple[torch.Tensor, ...]:
+        # In the dtype the prefix made them (bf16 under bf16 autocast): the suffix then
+        # computes what the whole model computes, so `zoo evaluate` gives the run's accuracy.
+        return tuple(t.to(d) for t, d in zip(self.store.get(rows), self.dtypes, strict=True))
 
 
 def plan_cache(
@@ -99,12 +105,13 @@ def plan_cache(
     shapes = split.boundary_shapes
     store = FeatureStore.open(folder, count=len(samples), shapes=shapes)
     labels = torch.tensor([label for _, label in samples])
+    dtypes = _boundary_dtypes(split, pre, device, precision)
     if store is not None:
-        cache = FeatureCache(split, store, labels, n_train, device, precision, reused=True)
+        cache = FeatureCache(split, store, labels, n_train, device, precision, dtypes, True)
         return cache, f"caching features: reusing the frozen part's outputs in {folder}"
     store = FeatureStore.create(len(samples), shapes, cap_bytes=cap_bytes(), folder=folder)
     where = f"in {folder}" if store.kind == "disk-fp16" else "in memory"
-    return FeatureCache(split, store, labels, n_train, device, precision), (
+    return FeatureCache(split, store, labels, n_train, device, precision, dtypes), (
         f"caching features: the frozen part runs once per image, {store.nbytes / 1e6:,.1f} MB "
         f"{where} ({store.kind})"
     )
@@ -117,6 +124,14 @@ def _example(pre: Preprocessing, device: torch.device) -> torch.Tensor:
     _, height, width = pre.input_size
     example = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(0))
     return example.to(device)
+
+
+def _boundary_dtypes(split: Split, pre: Preprocessing, device, precision) -> tuple:
+    """The dtype of each boundary tensor the prefix makes under the run's autocast."""
+    from zoo.compute import autocast
+
+    with autocast(device, precision):
+        return tuple(t.dtype for t in split.features(_example(pre, device)))
 
 
 def _key(config: TrainConfig, model, split: Split, pre: Preprocessing, samples, precision) -> str:
@@ -132,6 +147,7 @@ def _key(config: TrainConfig, model, split: Split, pre: Preprocessing, samples, 
         precision=precision.name,
         boundary=split.boundary,
         code=split.prefix.code,
+        decode="draft",  # JPEGs decoded at reduced size where the input size allows it
     )
 
 

@@ -141,17 +141,18 @@ def _fit_under(cap: int, samples: dict[str, list], per_image: int) -> tuple[dict
 def _empty_cache(chosen: dict[str, list], pre: Preprocessing, device: torch.device) -> ImageCache:
     import torch
 
-    from zoo.data import ImageDataset, build_transform
+    from zoo.data import ImageDataset, build_transform, decode_side
 
     # Train without augmentation is the evaluation transform (zoo.data.build_transform).
     decode = build_transform(pre, train=False, normalize=False)
+    side = decode_side(pre, train=False)
     return ImageCache(
         pixels={
             p: torch.empty(len(s), *pre.input_size, dtype=torch.uint8) for p, s in chosen.items()
         },
         filled={p: torch.zeros(len(s), dtype=torch.bool) for p, s in chosen.items()},
         labels={p: torch.tensor([label for _, label in s]) for p, s in chosen.items()},
-        datasets={p: ImageDataset(s, decode) for p, s in chosen.items()},
+        datasets={p: ImageDataset(s, decode, side) for p, s in chosen.items()},
         pre=pre,
         device=device,
     )

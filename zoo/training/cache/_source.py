@@ -49,6 +49,13 @@ class BatchSource:
         """(inputs, targets) of ``phase`` this epoch, in ``loader``'s order."""
         return loader
 
+    def compile(self) -> None:
+        """``torch.compile`` each phase's module (``--compile``); the parameters stay shared,
+        so the model trained and saved is the same. Compiling happens at the first step."""
+        import torch
+
+        self._models = {phase: torch.compile(m) for phase, m in self._models.items()}
+
 
 class FeatureSource(BatchSource):
     """The frozen part's outputs, computed once per image, for the model's trainable suffix."""
