@@ -21,6 +21,14 @@ from zoo.compute._loop import (
     to_device,
     train_epoch,
 )
+from zoo.compute._multilabel import (
+    MultiLabelResult,
+    evaluate_multilabel,
+    multilabel_criterion,
+    positive_weights,
+    train_epoch_multilabel,
+)
+from zoo.compute._multilabel_metrics import average_precision, multilabel_metrics
 
 __all__ = [
     "PhaseResult",
@@ -36,4 +44,11 @@ __all__ = [
     "resolve_precision",
     "to_device",
     "train_epoch",
+    "MultiLabelResult",
+    "average_precision",
+    "evaluate_multilabel",
+    "multilabel_criterion",
+    "multilabel_metrics",
+    "positive_weights",
+    "train_epoch_multilabel",
 ]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo.errors import DataError, RunError
+from zoo.runs._multilabel import evaluate_multilabel_run, tag_images
 
 if TYPE_CHECKING:
     from torch import nn
@@ -22,6 +23,8 @@ class Trained:
     classes: list[str]
     preprocessing: Preprocessing
     checkpoint: Path
+    multi_label: bool = False  # trained with --multi-label: sigmoid per label, not softmax
+    threshold: float = 0.5  # multi-label: the run's --threshold
 
 
 def load_trained(run_or_checkpoint: str | Path, device: str = "auto") -> Trained:
@@ -50,6 +53,8 @@ def load_trained(run_or_checkpoint: str | Path, device: str = "auto") -> Trained
         output_names(meta["class_names"], meta["num_classes"]),
         Preprocessing.from_dict(meta["preprocessing"]),
         resolved.path,
+        bool(meta.get("multi_label")),
+        meta.get("threshold", 0.5),
     )
 
 
@@ -65,15 +70,19 @@ def output_names(class_names: list[str], num_classes: int) -> list[str]:
 
 def evaluate(
     run_or_checkpoint: str | Path,
-    data: str | Path,
+    data: str | Path | None = None,
     *,
     batch_size: int = 64,
     device: str = "auto",
     workers: int | None = None,
     png: str | Path | None = None,
+    labels: str | Path | None = None,
+    threshold: float | None = None,
 ) -> dict:
-    """Loss, accuracy, per-class accuracy and confusion matrix on ``data/<class>/*``; the
-    matrix is also drawn to ``png`` (default: beside the checkpoint, named after ``data``).
+    """Loss, accuracy, per-class accuracy and confusion matrix on ``data/<class>/*`` (or on a
+    labels CSV's valid rows, ``labels``); the matrix is also drawn to ``png`` (default: beside
+    the checkpoint, named after ``data``). A multi-label run reports per-label precision,
+    recall, F1 and AP instead (``zoo.runs._multilabel``), at ``threshold`` (default: the run's).
 
     >>> zoo.runs.evaluate("runs/resnet34-20261122-101500", "pets/valid")["accuracy"]
     0.93
@@ -81,18 +90,19 @@ def evaluate(
     from torch.utils.data import DataLoader
 
     from zoo import compute
-    from zoo.data import (
-        ImageDataset,
-        build_transform,
-        default_workers,
-        scan_eval_folder,
-    )
+    from zoo.data import ImageDataset, build_transform, default_workers
     from zoo.runs._plots import plot_confusion
 
     trained = load_trained(run_or_checkpoint, device)
-    samples, skipped = _readable(scan_eval_folder(data, trained.classes), data)
-    dataset = ImageDataset(samples, build_transform(trained.preprocessing, train=False))
+    samples, skipped = _readable(_eval_samples(trained, data, labels), data or labels)
     workers = default_workers() if workers is None else workers
+    if trained.multi_label:
+        threshold = trained.threshold if threshold is None else threshold
+        return evaluate_multilabel_run(
+            trained, samples, skipped, threshold=threshold, batch_size=batch_size, workers=workers
+        )
+    data = data or Path(labels).stem
+    dataset = ImageDataset(samples, build_transform(trained.preprocessing, train=False))
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     device_ = next(trained.model.parameters()).device
     result = compute.evaluate(
@@ -109,6 +119,21 @@ def evaluate(
     )
     report["confusion_png"] = str(png)
     return report
+
+
+def _eval_samples(trained: Trained, data, labels) -> list:
+    """The samples to evaluate on: a labels CSV's, or an image folder's (single-label)."""
+    from zoo.data import scan_eval_csv, scan_eval_folder
+
+    if (data is None) == (labels is None):
+        raise DataError("pass the images to evaluate on as --data DIR or --labels FILE.csv")
+    if labels is not None:
+        return scan_eval_csv(labels, trained.classes, multi_label=trained.multi_label)
+    if trained.multi_label:
+        raise DataError(
+            f"{trained.checkpoint} is a multi-label run: evaluate it on --labels FILE.csv"
+        )
+    return scan_eval_folder(data, trained.classes)
 
 
 def _readable(samples: list[tuple[str, int]], data) -> tuple[list, list[tuple[str, str]]]:
@@ -142,12 +167,19 @@ def _report(result, classes: list[str], skipped) -> dict:
 
 
 def predict(
-    run_or_checkpoint: str | Path, images: list[str | Path], *, top_k: int = 5, device: str = "auto"
+    run_or_checkpoint: str | Path,
+    images: list[str | Path],
+    *,
+    top_k: int = 5,
+    device: str = "auto",
+    threshold: float | None = None,
 ) -> list[dict]:
     """The ``top_k`` classes with probabilities for each image, in the order given; a folder
     stands for the image files under it, sorted, subfolders included. An image that cannot be
     read is skipped: its row is ``{"image": PATH, "top": [], "skipped": REASON}``. A DataError
-    when no image can be read.
+    when no image can be read. A multi-label run gives ``{"image": PATH, "labels": [{"label":
+    NAME, "probability": P}, ...]}``: every label reaching ``threshold`` (default: the run's),
+    most likely first.
 
     >>> zoo.runs.predict("runs/resnet34-20261122-101500", ["cat.jpg"], top_k=1)
     [{'image': 'cat.jpg', 'top': [{'class': 'cat', 'probability': 0.98}]}]
@@ -163,9 +195,14 @@ def predict(
         )
         raise DataError(f"{what} {path}: {reason}")
     trained = load_trained(run_or_checkpoint, device)
-    rows = _classify(trained, [p for p in images if p not in unreadable], top_k)
+    readable = [p for p in images if p not in unreadable]
+    key = "labels" if trained.multi_label else "top"
+    if trained.multi_label:
+        rows = tag_images(trained, readable, trained.threshold if threshold is None else threshold)
+    else:
+        rows = _classify(trained, readable, top_k)
     return [
-        {"image": p, "top": [], "skipped": unreadable[p]} if p in unreadable else next(rows)
+        {"image": p, key: [], "skipped": unreadable[p]} if p in unreadable else next(rows)
         for p in images
     ]
 
