@@ -98,9 +98,7 @@ def evaluate(
     workers = default_workers() if workers is None else workers
     if trained.multi_label:
         threshold = trained.threshold if threshold is None else threshold
-        return evaluate_multilabel_run(
-            trained, samples, skipped, threshold=threshold, batch_size=batch_size, workers=workers
-        )
+        return evaluate_multilabel_run(trained, samples, skipped, threshold, batch_size, workers)
     data = data or Path(labels).stem
     dataset = ImageDataset(samples, build_transform(trained.preprocessing, train=False))
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)

@@ -22,7 +22,6 @@ def evaluate_multilabel_run(
     trained: Trained,
     samples: list,
     skipped: list,
-    *,
     threshold: float,
     batch_size: int = 64,
     workers: int = 0,
