@@ -88,7 +88,8 @@ def fit(session: Session) -> FinetuneResult:
 def _patience_ran_out(session: Session) -> bool:
     patience, p = session.config.patience, session.state.progress
     if patience and p.epoch - p.best_epoch >= patience:
-        session.reporter.note(f"stopping early: no better valid accuracy in {patience} epochs")
+        better = "val_map" if session.task.multi_label else "valid accuracy"
+        session.reporter.note(f"stopping early: no better {better} in {patience} epochs")
         return True
     return False
 
