@@ -99,6 +99,7 @@ def test_paths_relative_to_the_csv_or_absolute_and_bad_files_screened(tmp_path):
     assert split.classes == ["a", "b"]
     assert str(data / "img" / "a0.png") in [p for p, _ in split.valid]
     split, skipped = drop_unreadable(split)
+    assert sorted((Path(p).name, why) for p, why in skipped)[1] == ("gone.png", "file not found")
     assert sorted(Path(p).name for p, _ in skipped) == ["broken.png", "gone.png"]
     assert len(split.train) == 4 and len(split.valid) == 2
 
