@@ -17,6 +17,7 @@ from images import make_multilabel_shapes
 from sklearn.metrics import average_precision_score
 
 import zoo
+import zoo.errors
 from zoo.cli import cli
 from zoo.compute import average_precision, multilabel_metrics, positive_weights
 from zoo.data import read_label_rows
@@ -204,7 +205,9 @@ def test_a_resumed_multi_label_run_ends_like_an_unbroken_one(tiny, small_csv, tm
     zoo.finetune(tiny, labels=str(small_csv), epochs=1, output=str(tmp_path / "r"), **FAST)
     last = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
     assert last["progress"]["epoch"] == 1
-    resumed = zoo.finetune(resume=str(tmp_path / "r"), epochs=3)
+    with pytest.raises(zoo.errors.RunError, match="only --epochs"):  # another CSV: refused
+        zoo.finetune(resume=str(tmp_path / "r"), labels=str(tmp_path / "other.csv"), epochs=3)
+    resumed = zoo.finetune(resume=str(tmp_path / "r"), labels=str(small_csv), epochs=3)
     for a, b in zip(whole.metrics, resumed.metrics, strict=True):
         for key in set(a) - set(PER_EPOCH):
             assert a[key] == pytest.approx(b[key], abs=1e-6), (a["epoch"], key)
