@@ -30,7 +30,7 @@ EVALUATE, PREDICT = defaults_of(run_evaluate), defaults_of(run_predict)
     "--png",
     type=click.Path(dir_okay=False),
     help="Where to draw the confusion matrix [RUN/confusion-<data>.png]; the suffix names "
-    "the format (.png, .pdf, .svg, ...).",
+    "the format (.png, .pdf, .svg, ...). Single-label runs.",
 )
 @json_option("Print a JSON object.")
 def evaluate(run, data, labels, threshold, batch_size, device, workers, png, as_json):
