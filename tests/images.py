@@ -140,3 +140,50 @@ def write_png_bomb(path: str | Path, width: int = 10_000, height: int = 10_000) 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
     crc = zlib.crc32(kind + body) & 0xFFFFFFFF
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+
+# ---------------------------------------------------------------- multi-label data
+
+SHAPES = ("circle", "square", "triangle")
+
+
+def draw_shapes(present: list[str], size: int = 32, seed: int = 0) -> Image.Image:
+    """A noisy grey picture holding each shape in ``present`` (of ``SHAPES``), each in a random
+    bright colour (so the colour says nothing of the shape), at a random place and scale."""
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(rng.normal(128, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels)
+    draw = ImageDraw.Draw(image)
+    for name in present:
+        colour = tuple(int(c * 255) for c in colorsys.hsv_to_rgb(rng.random(), 0.9, 0.95))
+        r = rng.uniform(0.16, 0.24) * size
+        x, y = rng.uniform(r, size - r, size=2)
+        box = [x - r, y - r, x + r, y + r]
+        if name == "circle":
+            draw.ellipse(box, fill=colour)
+        elif name == "square":
+            draw.rectangle(box, fill=colour)
+        else:
+            draw.polygon([(x, y - r), (x - r, y + r), (x + r, y + r)], fill=colour)
+    return image
+
+
+def make_multilabel_shapes(
+    root: str | Path, n_train: int = 48, n_valid: int = 24, size: int = 32, seed: int = 0
+) -> Path:
+    """Images with several shapes each under ``root/img/`` and ``root/tags.csv`` (image, label
+    with the shapes present joined by '|', split). Each shape is present in an image with
+    probability one half, independently; an image may hold none. Returns the CSV's path."""
+    root = Path(root)
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    lines = ["image,label,split"]
+    for i in range(n_train + n_valid):
+        present = [name for name in SHAPES if rng.random() < 0.5]
+        name = f"img/{i:04d}.png"
+        draw_shapes(present, size, seed * 100_003 + i).save(root / name)
+        lines.append(f"{name},{'|'.join(present)},{'train' if i < n_train else 'valid'}")
+    (root / "tags.csv").write_text("\n".join(lines) + "\n")
+    return root / "tags.csv"

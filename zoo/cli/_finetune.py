@@ -132,6 +132,19 @@ def _int_list(value: str | None) -> list[int] | None:
     help="torch.compile the model (or the part that trains on cached features): faster steps "
     "after a compile of tens of seconds (minutes on a small CPU) at the first step.",
 )
+@option(
+    "labels",
+    type=click.Path(dir_okay=False),
+    help="A CSV with columns image,label[,split] (split: train or valid; paths relative to "
+    "the CSV's folder, or absolute), in place of --data.",
+)
+@option(
+    "multi_label",
+    is_flag=True,
+    help="Labels in --labels separated by '|', any number per image: per-label binary "
+    "cross-entropy, the best epoch by val_map.",
+)
+@option("threshold", type=float, help="--multi-label: a label is predicted from this probability.")
 @click.option(
     "--resume",
     type=click.Path(file_okay=False),
@@ -145,6 +158,7 @@ def finetune(name, resume, **options):
     zoo finetune timm:convnext_tiny --data ./pets --epochs 10 --optimizer adamw --lr 3e-4
     zoo finetune resnet34 --data ./pets --freeze-until layer3 --no-augment  # caches features
     zoo finetune --resume runs/resnet34-20261122-101500 --epochs 40
+    zoo finetune resnet34 --labels ./photos/tags.csv --multi-label
 
     The run directory holds config.json, metrics.jsonl, best.pt, last.pt, summary.json and
     curves.png. Ctrl-C saves and prints the resume command.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from zoo.cli._labels import echo_multilabel_report, echo_tags, labels_option, threshold_option
 from zoo.cli._render import defaults_of, emit_json, json_option
 from zoo.runs import evaluate as run_evaluate
 from zoo.runs import predict as run_predict
@@ -20,6 +21,8 @@ EVALUATE, PREDICT = defaults_of(run_evaluate), defaults_of(run_predict)
     "validation set (the files it validated on: those --val-split held out, or its valid "
     "folder's).",
 )
+@labels_option
+@threshold_option
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -32,11 +35,13 @@ EVALUATE, PREDICT = defaults_of(run_evaluate), defaults_of(run_predict)
     "--png",
     type=click.Path(dir_okay=False),
     help="Where to draw the confusion matrix [RUN/confusion-<data>.png]; the suffix names "
-    "the format (.png, .pdf, .svg, ...).",
+    "the format (.png, .pdf, .svg, ...). Single-label runs.",
 )
 @json_option("Print a JSON object.")
-def evaluate(run, data, batch_size, device, workers, png, as_json):
-    """Evaluate RUN (a run directory or its best.pt) on an image folder.
+def evaluate(run, data, labels, threshold, batch_size, device, workers, png, as_json):
+    """Evaluate RUN (a run directory or its best.pt) on an image folder or a labels CSV's
+    valid rows (every row without a split column). A multi-label run reports each label's
+    precision, recall, F1 and average precision.
 
     The model computes as the run validated: the run's precision (bf16 autocast if it
     trained in bf16), memory format and batch size, so on the run's own valid folder the
@@ -46,10 +51,16 @@ def evaluate(run, data, batch_size, device, workers, png, as_json):
     zoo evaluate runs/resnet34-20261122-101500 --data ./pets/valid
     zoo evaluate runs/resnet34-20261122-101500/best.pt --data ./pets/test --json
     zoo evaluate runs/resnet34-20261122-101500   # on the run's own validation set
+    zoo evaluate runs/tags-run --labels ./photos/tags.csv --threshold 0.4
     """
-    report = run_evaluate(run, data, batch_size=batch_size, device=device, workers=workers, png=png)
+    report = run_evaluate(
+        run, data, batch_size=batch_size, device=device, workers=workers, png=png,
+        labels=labels, threshold=threshold,
+    )  # fmt: skip
     if as_json:
         return emit_json(report)
+    if "per_label" in report:
+        return echo_multilabel_report(report)
     click.echo(
         f"accuracy {report['accuracy']:.2%}  loss {report['loss']:.4f}  ({report['images']} images)"
     )
@@ -70,8 +81,9 @@ def evaluate(run, data, batch_size, device, workers, png, as_json):
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--top-k", type=click.IntRange(min=1), default=PREDICT["top_k"], show_default=True)
 @click.option("--device", default=PREDICT["device"], show_default=True)
+@threshold_option
 @json_option("Print a JSON list, one object per image.")
-def predict(run, images, top_k, device, as_json):
+def predict(run, images, top_k, device, threshold, as_json):
     """Classify IMAGES with RUN (a run directory or its best.pt).
 
     An image may be a folder: every image file under it, subfolders included, in sorted
@@ -82,13 +94,20 @@ def predict(run, images, top_k, device, as_json):
     zoo predict runs/resnet34-20261122-101500 cat.jpg dog.png
     zoo predict runs/resnet34-20261122-101500 ./unsorted
     zoo predict runs/resnet34-20261122-101500/best.pt *.jpg --top-k 1 --json
+    zoo predict runs/tags-run photo.jpg --threshold 0.3  # a multi-label run
+
+    A multi-label run prints every label whose probability reaches --threshold (JSON:
+    "labels": [{"label", "probability"}...]); --top-k is for single-label runs.
     """
-    rows = run_predict(run, list(images), top_k=top_k, device=device)
+    rows = run_predict(run, list(images), top_k=top_k, device=device, threshold=threshold)
     for row in rows:
         if "skipped" in row:
             click.echo(f"skipping unreadable {row['image']}: {row['skipped']}", err=True)
     if as_json:
         return emit_json(rows)
     for row in (row for row in rows if "skipped" not in row):
+        if "labels" in row:
+            echo_tags(row)
+            continue
         best = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in row["top"])
         click.echo(f"{row['image']}: {best}")

@@ -22,6 +22,14 @@ from zoo.compute._loop import (
     to_device,
     train_epoch,
 )
+from zoo.compute._multilabel import (
+    MultiLabelResult,
+    evaluate_multilabel,
+    multilabel_criterion,
+    positive_weights,
+    train_epoch_multilabel,
+)
+from zoo.compute._multilabel_metrics import average_precision, multilabel_metrics
 
 __all__ = [
     "PhaseResult",
@@ -38,4 +46,11 @@ __all__ = [
     "to_device",
     "train_epoch",
     "use_threads",
+    "MultiLabelResult",
+    "average_precision",
+    "evaluate_multilabel",
+    "multilabel_criterion",
+    "multilabel_metrics",
+    "positive_weights",
+    "train_epoch_multilabel",
 ]

@@ -3,9 +3,12 @@ and preprocessing, the loaders and their seeded sampling, and the embedded shape
 
 from __future__ import annotations
 
+from zoo.data._csv import LabelRow, multi_hot, read_label_rows, scan_eval_csv, scan_labels_csv
+from zoo.data._datasource import data_folder_of, scan_training_data
 from zoo.data._embedded import CLASSES, COUNTS, NAME, draw_shape, embedded_dataset
 from zoo.data._folders import (
     DataSplit,
+    class_indices,
     drop_unreadable,
     scan_eval_folder,
     scan_image_folder,
@@ -46,6 +49,14 @@ __all__ = [
     "seeded_dataset",
     "walk_images",
     "decode_side",
+    "LabelRow",
+    "class_indices",
+    "multi_hot",
+    "read_label_rows",
+    "scan_eval_csv",
+    "scan_labels_csv",
+    "data_folder_of",
+    "scan_training_data",
 ]
 
 

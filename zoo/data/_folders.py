@@ -31,6 +31,8 @@ class DataSplit:
     layout: str  # "train-valid": train/ and valid/ (or val/) folders; "split": split by fraction
     # folders that would have been classes but hold zoo's own output (a run) or were excluded
     left_out: list[str] = field(default_factory=list)
+    # labels are multi-hot tuples (a labels CSV with --multi-label), not class indices
+    multi_label: bool = False
 
 
 # ---------------------------------------------------------------- scanning folders
@@ -262,10 +264,17 @@ def _require_readable(
     phase: str,
     skipped: list[tuple[str, str]],
 ) -> None:
-    left = {label for _, label in after}
-    for label in sorted({label for _, label in before} - left):
-        lost = [path for path, lab in before if lab == label]
+    left = {i for _, label in after for i in class_indices(label)}
+    for label in sorted({i for _, lab in before for i in class_indices(lab)} - left):
+        lost = [path for path, lab in before if label in class_indices(lab)]
         raise DataError(
             f"class '{classes[label]}' has no readable {phase} images: all {len(lost)} are"
             f" unreadable (such as '{lost[0]}': {dict(skipped)[lost[0]]}); replace them"
         )
+
+
+def class_indices(label) -> tuple[int, ...]:
+    """The classes of a sample's label: a class index, or a multi-hot tuple (multi-label)."""
+    if isinstance(label, tuple):
+        return tuple(i for i, x in enumerate(label) if x)
+    return (label,)

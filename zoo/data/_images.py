@@ -133,6 +133,8 @@ def _why_unreadable(path: str) -> str | None:
     from PIL import Image
 
     try:
+        if not os.path.exists(path):  # a labels CSV can name a file that is gone
+            return "file not found"
         if os.path.getsize(path) == 0:
             return "empty file (0 bytes)"
         load_rgb(path)

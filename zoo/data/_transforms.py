@@ -144,6 +144,10 @@ def _define_image_dataset() -> type:
                 image = load_rgb(path, self.min_side)
             except Exception as e:  # name the file: the traceback from a loader worker may not
                 raise DataError(f"cannot read '{path}': {e}; remove or replace it") from e
+            if isinstance(label, tuple):  # multi-hot (multi-label): batches of float rows
+                import torch
+
+                label = torch.tensor(label)
             return (self.transform(image) if self.transform else image), label
 
     ImageDataset.__module__ = __name__

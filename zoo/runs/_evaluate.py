@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo.errors import DataError, RunError
+from zoo.runs._multilabel import evaluate_multilabel_run, tag_images
 
 if TYPE_CHECKING:
     from torch import nn
@@ -22,6 +23,8 @@ class Trained:
     classes: list[str]
     preprocessing: Preprocessing
     checkpoint: Path
+    multi_label: bool = False  # trained with --multi-label: sigmoid per label, not softmax
+    threshold: float = 0.5  # multi-label: the run's --threshold
 
 
 def load_trained(run_or_checkpoint: str | Path, device: str = "auto") -> Trained:
@@ -50,6 +53,8 @@ def load_trained(run_or_checkpoint: str | Path, device: str = "auto") -> Trained
         output_names(meta["class_names"], meta["num_classes"]),
         Preprocessing.from_dict(meta["preprocessing"]),
         resolved.path,
+        bool(meta.get("multi_label")),
+        meta.get("threshold", 0.5),
     )
 
 
@@ -71,12 +76,17 @@ def evaluate(
     device: str = "auto",
     workers: int | None = None,
     png: str | Path | None = None,
+    labels: str | Path | None = None,
+    threshold: float | None = None,
 ) -> dict:
-    """Loss, accuracy, per-class accuracy and confusion matrix on ``data/<class>/*`` (None: the
-    run's own validation set, its held-out files for a --val-split run); the matrix is also
-    drawn to ``png`` (default: beside the checkpoint, named after ``data``). The model computes
-    as the run validated (``run_compute``: its precision, memory format and batch size), so on
-    the run's own validation set the accuracy is its ``best_val_acc``.
+    """Loss, accuracy, per-class accuracy and confusion matrix on ``data/<class>/*``, on a
+    labels CSV's valid rows (``labels``), or, given neither, on the run's own validation set
+    (its held-out files for a --val-split run); the matrix is also drawn to ``png`` (default:
+    beside the checkpoint, named after the data). The model computes as the run validated
+    (``run_compute``: its precision, memory format and batch size), so on the run's own
+    validation set the accuracy is its ``best_val_acc``. A multi-label run reports per-label
+    precision, recall, F1 and AP instead (``zoo.runs._multilabel``), at ``threshold``
+    (default: the run's).
 
     >>> zoo.runs.evaluate("runs/resnet34-20261122-101500", "pets/valid")["accuracy"]
     0.93
@@ -85,20 +95,27 @@ def evaluate(
     from zoo.runs._plots import plot_confusion
 
     trained = load_trained(run_or_checkpoint, device)
-    data, samples = _own_valid_set(trained) if data is None else (data, None)
+    data, samples = _eval_samples(trained, data, labels)
+    samples, skipped = _readable(samples, data)
     device_ = next(trained.model.parameters()).device
     precision, fmt, run_batch = run_compute(trained, device_)
-    loader, skipped = _loader(trained, data, samples, batch_size or run_batch, workers, device_)
+    batch_size = batch_size or run_batch
+    if workers is None:
+        workers = _workers(device_, len(samples), batch_size)
+    if trained.multi_label:
+        threshold = trained.threshold if threshold is None else threshold
+        return evaluate_multilabel_run(trained, samples, skipped, threshold, batch_size, workers)
     result = compute.evaluate(
         trained.model,
-        loader,
+        _loader(trained, samples, batch_size, workers),
         device=device_,
         precision=precision,
         memory_format=fmt,
         num_classes=len(trained.classes),
     )
     report = _report(result, trained.classes, skipped)
-    png = Path(png) if png else trained.checkpoint.parent / f"confusion-{Path(data).name}.png"
+    name = Path(data).stem if labels is not None else Path(data).name
+    png = Path(png) if png else trained.checkpoint.parent / f"confusion-{name}.png"
     plot_confusion(
         result.confusion, trained.classes, png, title=f"{trained.model.zoo_spec.id} on {data}"
     )
@@ -106,35 +123,43 @@ def evaluate(
     return report
 
 
-def _own_valid_set(trained: Trained) -> tuple[str, list[tuple[str, int]]]:
+def _eval_samples(trained: Trained, data, labels) -> tuple[str, list]:
+    """What to evaluate on and its samples: a labels CSV's valid rows, an image folder's
+    (single-label), or with neither the run's own validation set."""
+    from zoo.data import scan_eval_csv, scan_eval_folder
     from zoo.runs._rundir import RunDir
 
-    return RunDir(trained.checkpoint.parent).valid_set()
+    if data is not None and labels is not None:
+        raise DataError("pass the images to evaluate on as --data DIR or --labels FILE.csv")
+    if labels is not None:
+        samples = scan_eval_csv(labels, trained.classes, multi_label=trained.multi_label)
+        return str(labels), samples
+    if data is None:
+        return RunDir(trained.checkpoint.parent).valid_set()
+    if trained.multi_label:
+        raise DataError(
+            f"{trained.checkpoint} is a multi-label run: evaluate it on --labels FILE.csv"
+        )
+    return data, scan_eval_folder(data, trained.classes)
 
 
-def _loader(trained: Trained, data, samples, batch_size: int, workers: int | None, device):
-    """A DataLoader over the readable images of ``samples`` (None: ``data/<class>/*``), and
-    the unreadable ones."""
+def _loader(trained: Trained, samples, batch_size: int, workers: int):
+    """A DataLoader over ``samples`` (readable images), preprocessed as the run validated."""
     from torch.utils.data import DataLoader
 
-    from zoo.data import (
-        ImageDataset,
-        build_transform,
-        decode_side,
-        default_workers,
-        scan_eval_folder,
-    )
+    from zoo.data import ImageDataset, build_transform, decode_side
 
-    if samples is None:
-        samples = scan_eval_folder(data, trained.classes)
-    samples, skipped = _readable(samples, data)
     pre = trained.preprocessing
     dataset = ImageDataset(
         samples, build_transform(pre, train=False), decode_side(pre, train=False)
     )
-    if workers is None:
-        workers = default_workers(device, -(-len(dataset) // batch_size))
-    return DataLoader(dataset, batch_size=batch_size, num_workers=workers), skipped
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+
+
+def _workers(device, images: int, batch_size: int) -> int:
+    from zoo.data import default_workers
+
+    return default_workers(device, -(-images // batch_size))
 
 
 def run_compute(trained: Trained, device) -> tuple:
@@ -198,12 +223,19 @@ def _report(result, classes: list[str], skipped) -> dict:
 
 
 def predict(
-    run_or_checkpoint: str | Path, images: list[str | Path], *, top_k: int = 5, device: str = "auto"
+    run_or_checkpoint: str | Path,
+    images: list[str | Path],
+    *,
+    top_k: int = 5,
+    device: str = "auto",
+    threshold: float | None = None,
 ) -> list[dict]:
     """The ``top_k`` classes with probabilities for each image, in the order given; a folder
     stands for the image files under it, sorted, subfolders included. An image that cannot be
     read is skipped: its row is ``{"image": PATH, "top": [], "skipped": REASON}``. A DataError
-    when no image can be read.
+    when no image can be read. A multi-label run gives ``{"image": PATH, "labels": [{"label":
+    NAME, "probability": P}, ...]}``: every label reaching ``threshold`` (default: the run's),
+    most likely first.
 
     >>> zoo.runs.predict("runs/resnet34-20261122-101500", ["cat.jpg"], top_k=1)
     [{'image': 'cat.jpg', 'top': [{'class': 'cat', 'probability': 0.98}]}]
@@ -219,9 +251,14 @@ def predict(
         )
         raise DataError(f"{what} {path}: {reason}")
     trained = load_trained(run_or_checkpoint, device)
-    rows = _classify(trained, [p for p in images if p not in unreadable], top_k)
+    readable = [p for p in images if p not in unreadable]
+    key = "labels" if trained.multi_label else "top"
+    if trained.multi_label:
+        rows = tag_images(trained, readable, trained.threshold if threshold is None else threshold)
+    else:
+        rows = _classify(trained, readable, top_k)
     return [
-        {"image": p, "top": [], "skipped": unreadable[p]} if p in unreadable else next(rows)
+        {"image": p, key: [], "skipped": unreadable[p]} if p in unreadable else next(rows)
         for p in images
     ]
 

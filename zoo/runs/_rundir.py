@@ -106,7 +106,8 @@ class RunDir:
                 f"{self.path} does not record its validation set (a run made before zoo did); "
                 "pass --data FOLDER"
             )
-        return record["data"], [(str(p), int(label)) for p, label in record["valid_files"]]
+        data = record.get("data") or record.get("options", {}).get("labels")
+        return data, [(str(p), _label(label)) for p, label in record["valid_files"]]
 
     def _damaged(self, why: str) -> RunError:
         return RunError(
@@ -169,3 +170,8 @@ def _check_writable(path: Path) -> None:
         raise RunError(f"--output {path} cannot be made: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise RunError(f"--output {path} cannot be written: {existing} is not writable")
+
+
+def _label(value):
+    """A recorded label: a class index, or a multi-label run's 0/1 tuple (a JSON list)."""
+    return tuple(int(v) for v in value) if isinstance(value, list) else int(value)

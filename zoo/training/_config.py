@@ -57,6 +57,9 @@ class TrainConfig:
     cache_features: bool | None = None  # None: automatic
     threads: int | None = None  # CPU threads for torch; None: the CPUs this process may use
     compile: bool = False  # torch.compile the modules that train and validate
+    labels: str | None = None  # a labels CSV (image,label[,split]) in place of --data
+    multi_label: bool = False  # labels separated by '|', per-label binary cross-entropy
+    threshold: float = 0.5  # multi-label: a label is predicted when its probability reaches this
 
     def check(self) -> TrainConfig:
         """Raise TrainingError for an option no run could use."""
@@ -81,6 +84,7 @@ class TrainConfig:
             raise TrainingError(f"--gamma must be in (0, 1], got {self.gamma}")
         for name, choices in self.CHOICES.items():
             _choice(name, getattr(self, name), choices)
+        _check_labels(self)
         return self
 
     @staticmethod
@@ -144,3 +148,13 @@ def _is(value, kind: str) -> bool:
         return False
     allowed = {"int": int, "float": int | float, "str": str, "bool": bool}.get(kind, object)
     return isinstance(value, allowed)
+
+
+def _check_labels(config: TrainConfig) -> None:
+    """--labels, --multi-label and --threshold (``zoo.data._csv``)."""
+    if config.labels is not None and config.data is not None:
+        raise TrainingError("--labels FILE.csv stands in for --data; give one of them")
+    if config.multi_label and config.labels is None:
+        raise TrainingError("--multi-label needs --labels FILE.csv (class folders hold one label)")
+    if not (math.isfinite(config.threshold) and 0 < config.threshold < 1):
+        raise TrainingError(f"--threshold must be between 0 and 1, got {config.threshold}")

@@ -98,14 +98,21 @@ def format_epoch(row: dict, epochs: int) -> str:
     return (
         f"epoch {row['epoch']}/{epochs}  train loss {row['train_loss']:.4f} "
         f"acc {row['train_acc']:.2%}  valid loss {row['val_loss']:.4f} "
-        f"acc {row['val_acc']:.2%}  lr {row['lr']:.3g}  {row['seconds']:.1f}s  "
+        f"acc {row['val_acc']:.2%}"
+        + (f" mAP {row['val_map']:.4f}" if "val_map" in row else "")
+        + f"  lr {row['lr']:.3g}  {row['seconds']:.1f}s  "
         f"{row['train_images_per_s']:.0f} img/s"
     )
 
 
 def format_summary(summary: dict, run_dir: str) -> str:
     return (
-        f"best valid accuracy {summary['best_val_acc']:.2%} at epoch "
+        (
+            f"best valid mAP {summary['best_val_map']:.4f} (accuracy {summary['best_val_acc']:.2%})"
+            if "best_val_map" in summary
+            else f"best valid accuracy {summary['best_val_acc']:.2%}"
+        )
+        + " at epoch "
         f"{summary['best_epoch']} of {summary['epochs_run']}, "
         f"{summary['seconds']:.0f}s; run saved in {run_dir}"
     )

@@ -27,7 +27,7 @@ def config_record(
     Paths are absolute, so the run resumes from any working directory.
     """
     options = config.to_dict()
-    for key in ("data", "output"):
+    for key in ("data", "output", "labels"):
         if options[key] is not None:
             options[key] = absolute(options[key])
     if weights and weights.get("tag") is None:  # a file or a run directory, not a tag

@@ -28,8 +28,9 @@ def resume_plan(
 
     A NAME or --data is refused unless it is the run's own backbone or data folder.
     """
-    overrides = _overrides(options)
     record = run.read_config()
+    options = _own_labels(record, options)
+    overrides = _overrides(options)
     _check_backbone(run, record, name)
     folder = _resumed_data(run, record, data)
     options = {**record["options"], **overrides}
@@ -43,6 +44,14 @@ def resume_plan(
             "copy of the run, or start a new run"
         ) from None
     return {**record, "data": folder}, config
+
+
+def _own_labels(record: dict, options: dict) -> dict:
+    """``options`` without --labels when it names the run's own labels CSV (as for --data)."""
+    given, own = options.get("labels"), record["options"].get("labels")
+    if given is None or not (own and _same_folder(Path(given), Path(own))):
+        return options
+    return {k: v for k, v in options.items() if k != "labels"}
 
 
 def _overrides(options: dict) -> dict:

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from zoo.training._task import SingleLabel
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -55,6 +57,7 @@ class Session:
     source: BatchSource  # where each phase's batches come from, and the module they go to
     state: TrainingState  # the model, optimizer, scheduler, scaler and progress: last.pt
     counts: tuple[int, int]  # frozen and trainable parameters
+    task: SingleLabel = field(default_factory=SingleLabel)  # one label per image, or several
 
     @property
     def model(self) -> nn.Module:

@@ -23,10 +23,11 @@ from zoo.compute import (
 )
 from zoo.data import (
     Preprocessing,
+    data_folder_of,
     drop_unreadable,
     embedded_dataset,
     make_loaders,
-    scan_image_folder,
+    scan_training_data,
 )
 from zoo.errors import DataError, RunError
 from zoo.runs import RunDir, default_output
@@ -38,6 +39,7 @@ from zoo.training._resume import check_epochs, check_nothing_ran, resize_schedul
 from zoo.training._seeding import seed_everything
 from zoo.training._session import RunData, Session
 from zoo.training._state import TrainingState, load_last
+from zoo.training._task import task_for
 from zoo.training._writer import writer_for
 from zoo.training.cache._source import choose_batch_source
 
@@ -170,6 +172,8 @@ def _precision_for_model(setting: _Setting, asked: str, model) -> None:
 
 
 def _data_folder(config: TrainConfig, reporter: Reporter) -> Path:
+    if config.labels is not None:
+        return Path(data_folder_of(config.labels))
     if config.data is not None:
         return Path(config.data)
     path = embedded_dataset()
@@ -180,7 +184,10 @@ def _data_folder(config: TrainConfig, reporter: Reporter) -> Path:
 def _load_data(folder: Path, config: TrainConfig, reporter: Reporter) -> RunData:
     """``folder`` split and screened; a DataError when it cannot make a run."""
     exclude = [config.output] if config.output else []  # the run's own folder is never data
-    split = scan_image_folder(folder, val_split=config.val_split, seed=config.seed, exclude=exclude)
+    split = scan_training_data(
+        folder, labels=config.labels, multi_label=config.multi_label,
+        val_split=config.val_split, seed=config.seed, exclude=exclude,
+    )  # fmt: skip
     for path in split.left_out:
         reporter.note(f"leaving out {path}: it holds a zoo run, not images")
     for line in unused_val_split(config, split.layout):
@@ -226,6 +233,8 @@ def _assemble(
     import torch
 
     config, dist, device = setting.config, setting.dist, setting.device
+    task = task_for(config, data.split)
+    meta.update(task.meta)  # best.pt says multi-label, so evaluate and predict follow it
     prepare_backends(device)
     fmt = memory_format(model, device)
     model.to(device, memory_format=fmt or torch.preserve_format)
@@ -250,7 +259,7 @@ def _assemble(
         config=config, dist=dist, reporter=setting.reporter, run=run,
         writer=writer_for(run, dist), data=data, meta=meta, device=device,
         precision=setting.precision, memory_format=fmt, loaders=loaders, source=source,
-        state=state, counts=counts,
+        state=state, counts=counts, task=task,
     )  # fmt: skip
 
 

@@ -88,7 +88,8 @@ def fit(session: Session) -> FinetuneResult:
 def _patience_ran_out(session: Session) -> bool:
     patience, p = session.config.patience, session.state.progress
     if patience and p.epoch - p.best_epoch >= patience:
-        session.reporter.note(f"stopping early: no better valid accuracy in {patience} epochs")
+        better = "val_map" if session.task.multi_label else "valid accuracy"
+        session.reporter.note(f"stopping early: no better {better} in {patience} epochs")
         return True
     return False
 
@@ -116,6 +117,7 @@ def run_epoch(session: Session, epoch: int, stop: Callable[[], bool] = lambda: F
         "lr": lr,
         "seconds": train.seconds + valid.seconds,
         "train_images_per_s": train.count / max(train.seconds, 1e-9),
+        **session.task.valid_metrics(valid),
     }
     _finish_epoch(session, row)
     return row
@@ -132,15 +134,17 @@ def _run_phase(session: Session, phase: str, loader, epoch: int, update, stop):
     }
     if phase == "valid":
         distributed.share_buffers(session.dist, session.state.model)  # validate what is saved
-        return compute.evaluate(model, batches, **where)
+        return session.task.evaluate(model, batches, **where)
     state = session.state
-    return compute.train_epoch(
+    return session.task.train(
         model, batches, state.optimizer, scaler=state.scaler, epoch=epoch, stop=stop, **where
     )
 
 
 def _reduce(session: Session, result: compute.PhaseResult) -> compute.PhaseResult:
     """Sums over every rank, so metrics cover the whole data set (one image, one count)."""
+    if session.task.multi_label:  # every rank's scores too: average precision ranks them all
+        return session.task.reduce(session.dist, result)
     if not session.dist.enabled:
         return result
     loss_sum, correct, count = distributed.sum_across(
@@ -153,9 +157,10 @@ def _finish_epoch(session: Session, row: dict) -> None:
     p = session.state.progress
     p.epoch, p.seconds = row["epoch"], p.seconds + row["seconds"]
     p.rows.append(row)
-    improved = row["val_acc"] > p.best_val_acc  # the same on every rank: reduced metrics
+    # The same on every rank: reduced metrics. In multi-label mode best_val_acc holds val_map.
+    improved = row[session.task.metric] > p.best_val_acc
     if improved:
-        p.best_val_acc, p.best_epoch = row["val_acc"], row["epoch"]
+        p.best_val_acc, p.best_epoch = row[session.task.metric], row["epoch"]
     session.writer.epoch(session.state, session.meta, _summary(session), improved=improved)
     session.reporter.epoch(row, session.config.epochs)
 
@@ -163,7 +168,7 @@ def _finish_epoch(session: Session, row: dict) -> None:
 def _summary(session: Session) -> dict:
     """summary.json."""
     p = session.state.progress
-    return {
+    summary = {
         "id": session.meta["id"],
         "best_val_acc": max(p.best_val_acc, 0.0),
         "best_epoch": p.best_epoch,
@@ -176,3 +181,4 @@ def _summary(session: Session) -> dict:
         "trainable_params": session.counts[1],
         "skipped_files": [path for path, _ in session.data.skipped],
     }
+    return session.task.summary(summary, p.rows, p.best_epoch)

@@ -1,0 +1,175 @@
+"""Multi-label classification: per-label binary cross-entropy, its training and evaluation
+loops, and its metrics (average precision per label and its mean, precision, recall and F1 at a
+threshold, micro and macro F1).
+
+A target is a multi-hot float row, one column per label; a head larger than the labels
+(``--num-classes``) has its extra columns taken as never present. The loops mirror
+``zoo.compute._loop``'s, with this loss, and evaluation keeps every image's scores, since
+average precision ranks the whole set.
+
+    >>> loss, main_loss, logits = multilabel_criterion(model(images), targets)
+    >>> result = evaluate_multilabel(model, loader, device=device, precision=precision)
+    >>> multilabel_metrics(result.scores, result.targets, threshold=0.5)["map"]
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from zoo.compute._loop import AUX_WEIGHTS, PhaseResult, autocast, forward, to_device
+from zoo.errors import NonFiniteLoss, StopRequested
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class MultiLabelResult(PhaseResult):
+    """Sums over one pass, and (evaluation) every image's probabilities and targets."""
+
+    scores: list = field(default_factory=list, repr=False)  # (batch, labels) probabilities
+    targets: list = field(default_factory=list, repr=False)  # (batch, labels) 0/1
+
+
+def multilabel_criterion(outputs, targets, pos_weight=None):
+    """(loss to train on, main head's loss, main logits): binary cross-entropy with logits,
+    averaged over images and labels, plus inception/googlenet's weighted auxiliary losses.
+    ``pos_weight`` (one per label, see ``positive_weights``) weighs each label's positives."""
+    if not isinstance(outputs, (tuple, list)):
+        loss = _bce(outputs, targets, pos_weight)
+        return loss, loss, outputs
+    main, *aux = [o for o in outputs if o is not None]
+    main_loss = _bce(main, targets, pos_weight)
+    weight = AUX_WEIGHTS.get(len(aux), 0.3)
+    loss = main_loss
+    for logits in aux:
+        loss = loss + weight * _bce(logits, targets, pos_weight)
+    return loss, main_loss, main
+
+
+def _bce(logits, targets, pos_weight=None, reduction: str = "mean"):
+    import torch.nn.functional as F
+
+    targets = fit_targets(targets, logits)
+    weight = None if pos_weight is None else fit_targets(pos_weight, logits, fill=1.0)
+    return F.binary_cross_entropy_with_logits(
+        logits.float(), targets, pos_weight=weight, reduction=reduction
+    )
+
+
+def fit_targets(targets, logits, fill: float = 0.0):
+    """``targets`` as floats on ``logits``' device, padded with ``fill`` to its width."""
+    import torch
+    import torch.nn.functional as F
+
+    targets = targets.to(device=logits.device, dtype=torch.float32)
+    extra = logits.shape[-1] - targets.shape[-1]
+    return F.pad(targets, (0, extra), value=fill) if extra > 0 else targets
+
+
+def positive_weights(labels) -> torch.Tensor:
+    """``pos_weight`` for ``--class-weights auto`` in multi-label mode: for each label, its
+    negatives over its positives among ``labels`` (multi-hot rows), 1 for a label never
+    present, as ``torch.nn.BCEWithLogitsLoss`` documents.
+
+    >>> positive_weights([(1.0, 0.0), (1.0, 1.0), (0.0, 0.0), (0.0, 0.0)])
+    tensor([1., 3.])
+    """
+    import torch
+
+    rows = torch.as_tensor(labels, dtype=torch.float32)
+    positives = rows.sum(0)
+    negatives = len(rows) - positives
+    ratio = negatives / positives.clamp(min=1)
+    return torch.where(positives > 0, ratio, torch.ones_like(positives))
+
+
+def train_epoch_multilabel(
+    model,
+    loader,
+    optimizer,
+    *,
+    device,
+    precision,
+    scaler=None,
+    epoch: int,
+    memory_format=None,
+    pos_weight=None,
+    threshold: float = 0.5,
+    update=lambda images, loss: None,
+    stop=lambda: False,
+) -> MultiLabelResult:
+    """``zoo.compute.train_epoch`` with the multi-label loss; ``correct`` counts images whose
+    every label is right at ``threshold``."""
+    model.train()
+    result = MultiLabelResult()
+    start = time.perf_counter()
+    for step, (images, targets) in enumerate(loader, start=1):
+        images = to_device(images, device, memory_format)
+        with autocast(device, precision):
+            loss, main_loss, logits = multilabel_criterion(
+                forward(model, images), targets, pos_weight
+            )
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteLoss(
+                f"loss is {value} at epoch {epoch}, step {step}; stopped, keeping the files of "
+                "the last good epoch; try a lower --lr or --precision fp32"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        reported = main_loss.item() if main_loss is not loss else value
+        _accumulate(result, reported * len(targets), logits, targets, threshold)
+        update(len(targets), reported * len(targets))
+        if stop():
+            raise StopRequested
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def evaluate_multilabel(
+    model,
+    loader,
+    *,
+    device,
+    precision,
+    threshold: float = 0.5,
+    update=lambda images, loss: None,
+    memory_format=None,
+) -> MultiLabelResult:
+    """Loss, exact-match accuracy and every image's probabilities and targets (on the CPU),
+    in eval mode without autograd."""
+    import torch
+
+    model.eval()
+    result = MultiLabelResult()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for images, targets in loader:
+            images = to_device(images, device, memory_format)
+            with autocast(device, precision):
+                logits = forward(model, images)
+            loss = _bce(logits, targets, reduction="none").mean(1).sum().item()
+            _accumulate(result, loss, logits, targets, threshold)
+            result.scores.append(logits.float().sigmoid().cpu())
+            result.targets.append(fit_targets(targets, logits).cpu())
+            update(len(targets), loss)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _accumulate(result: PhaseResult, loss_sum: float, logits, targets, threshold: float) -> None:
+    predicted = logits.float().sigmoid() >= threshold
+    truth = fit_targets(targets, logits) > 0.5
+    result.loss_sum += loss_sum
+    result.correct += int((predicted == truth).all(1).sum())
+    result.count += len(targets)
