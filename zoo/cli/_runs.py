@@ -39,8 +39,9 @@ EVALUATE, PREDICT = defaults_of(run_evaluate), defaults_of(run_predict)
 )
 @json_option("Print a JSON object.")
 def evaluate(run, data, labels, threshold, batch_size, device, workers, png, as_json):
-    """Evaluate RUN (a run directory or its best.pt) on an image folder or a labels CSV's
-    valid rows (every row without a split column). A multi-label run reports each label's
+    """Evaluate RUN (a run directory or its best.pt) on an image folder, a labels CSV's
+    valid rows (every row without a split column), or, given neither, the run's own
+    validation set. A multi-label run reports each label's
     precision, recall, F1 and average precision.
 
     The model computes as the run validated: the run's precision (bf16 autocast if it
