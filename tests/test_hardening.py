@@ -385,7 +385,10 @@ def test_a_path_the_system_refuses_is_one_clear_line_naming_it(command, data, en
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: ") and str(target) in lines[0] and ".tmp" not in lines[0]
-    assert "permissions" in lines[0]
+    if command == "finetune":  # refused up front, before the model and the data load
+        assert f"cannot be made: {blocker} is a file, not a folder" in lines[0]
+    else:
+        assert "permissions" in lines[0]
 
 
 def test_a_head_larger_than_the_classes_found_evaluates_and_predicts(data, tmp_path):

@@ -56,15 +56,9 @@ def check_image_size(backbone: Backbone, image_size: int, kwargs: dict | None = 
     )
 
 
-_SMALLEST: dict[tuple[str, str], int] = {}  # (id, build arguments) -> smallest size that runs
-
-
 def _smallest(backbone: Backbone, failing: int, kwargs: dict | None) -> int:
     """The smallest size above ``failing`` that runs, by bisection up to the backbone's own
     size (sizes above the smallest that works run too, for every family zoo knows)."""
-    key = (backbone.id, repr(sorted((kwargs or {}).items())))
-    if _SMALLEST.get(key, 0) > failing:
-        return _SMALLEST[key]
     working = default_size(backbone)
     while working - failing > 1:
         middle = (failing + working) // 2
@@ -72,13 +66,22 @@ def _smallest(backbone: Backbone, failing: int, kwargs: dict | None) -> int:
             working = middle
         else:
             failing = middle
-    _SMALLEST[key] = working
     return working
+
+
+_FAILURES: dict[tuple[str, str, int], str | None] = {}  # probes already run in this process
 
 
 def _failure(backbone: Backbone, size: int, kwargs: dict | None) -> str | None:
     """Why ``backbone`` built for ``size`` px fails a train-mode forward, or None (train mode
     runs every branch: inception's auxiliary head too; eval mode runs a part of it)."""
+    key = (backbone.id, repr(sorted((kwargs or {}).items())), size)
+    if key not in _FAILURES:
+        _FAILURES[key] = _probe(backbone, size, kwargs)
+    return _FAILURES[key]
+
+
+def _probe(backbone: Backbone, size: int, kwargs: dict | None) -> str | None:
     import torch
 
     try:
