@@ -86,6 +86,12 @@ def option(name: str, *decls: str, negatable: bool = False, **kwargs):
     help="Run the frozen part once per image and train on its stored outputs "
     "(needs --freeze-until and --no-augment).",
 )
+@option(
+    "tensorboard",
+    is_flag=True,
+    help="Write the per-epoch scalars as TensorBoard events under RUN/tensorboard/ "
+    "(pip install 'zoo[tensorboard]'; view with: tensorboard --logdir runs).",
+)
 @click.option(
     "--resume",
     type=click.Path(file_okay=False),
@@ -100,8 +106,8 @@ def finetune(name, resume, **options):
     zoo finetune resnet34 --data ./pets --freeze-until layer3 --no-augment  # caches features
     zoo finetune --resume runs/resnet34-20261122-101500 --epochs 40
 
-    The run directory holds config.json, metrics.jsonl, best.pt, last.pt, summary.json and
-    curves.png. Ctrl-C saves and prints the resume command.
+    The run directory holds config.json, metrics.jsonl, best.pt, last.pt, summary.json,
+    curves.png and README.md (the model card). Ctrl-C saves and prints the resume command.
     """
     from zoo.training import finetune as run_finetune
     from zoo.training import reporter_for

@@ -12,6 +12,7 @@ from zoo.data._folders import (
 )
 from zoo.data._images import find_unreadable, load_rgb
 from zoo.data._loaders import Loaders, batch_indices, default_workers, make_loaders
+from zoo.data._module import preprocess_module, to_uint8
 from zoo.data._preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from zoo.data._sampling import EpochSampler, epoch_seed, seeded_dataset
 from zoo.data._transforms import build_transform, normalize_batch
@@ -45,6 +46,8 @@ __all__ = [
     "scan_image_folder",
     "seeded_dataset",
     "walk_images",
+    "preprocess_module",
+    "to_uint8",
 ]
 
 

@@ -20,7 +20,8 @@ def build_transform(
 ) -> Callable:
     """The torchvision transform from an RGB PIL image to the normalised tensor a backbone expects.
 
-    Evaluation resizes to ``pre.resize_size`` and centre-crops to the input size; training with
+    Evaluation is ``EvalTransform``: the image as uint8 through ``zoo.data.preprocess_module``
+    (resize to ``pre.resize_size``, centre crop to the input size, normalise); training with
     ``augment`` takes a random resized crop and a random horizontal flip instead; training
     without it is the evaluation transform. Without ``normalize`` it stops at the uint8 pixels,
     which ``normalize_batch`` then turns into exactly the same floats, a batch at a time.
@@ -33,24 +34,37 @@ def build_transform(
     import torch
     from torchvision.transforms import v2
 
+    if not (train and augment):
+        return EvalTransform(pre, normalize=normalize)
     mode = _interpolation(pre.interpolation)
     height, width = pre.input_size[1], pre.input_size[2]
-    if train and augment:
-        geometry = [
-            v2.RandomResizedCrop((height, width), interpolation=mode, antialias=True),
-            v2.RandomHorizontalFlip(),
-        ]
-    else:
-        # As timm does: a square input resizes the shorter side, a non-square one both sides.
-        size = pre.resize_size if height == width else _resize_pair(pre)
-        geometry = [
-            v2.Resize(size, interpolation=mode, antialias=True),
-            v2.CenterCrop((height, width)),
-        ]
+    geometry = [
+        v2.RandomResizedCrop((height, width), interpolation=mode, antialias=True),
+        v2.RandomHorizontalFlip(),
+    ]
     floats = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(pre.mean), list(pre.std))]
     return v2.Compose(
         geometry + [v2.ToImage()] + (floats if normalize else []) + [v2.ToPureTensor()]
     )
+
+
+class EvalTransform:
+    """A PIL image -> ``zoo.data.preprocess_module``'s output for it (uint8 pixels when not
+    ``normalize``): evaluation and export share one preprocessing."""
+
+    def __init__(self, pre: Preprocessing, *, normalize: bool = True) -> None:
+        self.pre, self.normalize = pre, normalize
+
+    def __call__(self, image):
+        import torch
+
+        from zoo.data._module import shared_module, to_uint8
+
+        module = shared_module(self.pre)
+        with torch.no_grad():
+            pixels = module.geometry(to_uint8(image)[None])
+            out = module.normalize(pixels) if self.normalize else pixels.to(torch.uint8)
+        return out[0]
 
 
 def normalize_batch(images, pre: Preprocessing):
@@ -61,15 +75,9 @@ def normalize_batch(images, pre: Preprocessing):
         >>> normalize_batch(torch.stack([raw(load_rgb("cat.jpg"))]), pre).dtype
         torch.float32
     """
-    import torch
-    from torchvision.transforms.v2 import functional as F
+    from zoo.data._module import shared_module
 
-    floats = F.to_dtype(images, torch.float32, scale=True)
-    return F.normalize(floats, list(pre.mean), list(pre.std))
-
-
-def _resize_pair(pre: Preprocessing) -> tuple[int, int]:
-    return int(pre.input_size[1] / pre.crop_pct), int(pre.input_size[2] / pre.crop_pct)
+    return shared_module(pre, str(images.device)).normalize(images)
 
 
 def _interpolation(name: str) -> Any:

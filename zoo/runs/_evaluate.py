@@ -1,66 +1,11 @@
-"""Evaluating and predicting with a finished run (or its best.pt)."""
+"""Evaluating a finished run (or its best.pt) on an image folder."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from zoo.errors import DataError, RunError
-
-if TYPE_CHECKING:
-    from torch import nn
-
-    from zoo.data import Preprocessing
-
-
-@dataclass
-class Trained:
-    """A model loaded from a run, with what it needs to read images."""
-
-    model: nn.Module
-    classes: list[str]
-    preprocessing: Preprocessing
-    checkpoint: Path
-
-
-def load_trained(run_or_checkpoint: str | Path, device: str = "auto") -> Trained:
-    """The best weights of a run directory (or of a ``best.pt`` file), ready for inference.
-    best.pt is read once: its meta here, and ``create`` loads the tensors read with it.
-
-    >>> trained = load_trained("runs/resnet34-20261122-101500")
-    """
-    from zoo.compute import resolve_device
-    from zoo.data import Preprocessing
-    from zoo.models import create
-    from zoo.weights import resolve_file
-
-    path = Path(run_or_checkpoint)
-    resolved = resolve_file(path)
-    if resolved.class_names is None:
-        raise RunError(
-            f"{path} is not a zoo run or best.pt (no class names in it); "
-            "pass the folder `zoo finetune` created"
-        )
-    meta = resolved.run
-    model = create(meta["id"], num_classes=meta["num_classes"], weights=resolved)
-    model.to(resolve_device(device)).eval()
-    return Trained(
-        model,
-        output_names(meta["class_names"], meta["num_classes"]),
-        Preprocessing.from_dict(meta["preprocessing"]),
-        resolved.path,
-    )
-
-
-def output_names(class_names: list[str], num_classes: int) -> list[str]:
-    """A name for each of the head's outputs: the classes trained on, then ``output_N`` for
-    the outputs a larger ``--num-classes`` added, which no class was trained on.
-
-    >>> output_names(["cat", "dog"], 4)
-    ['cat', 'dog', 'output_2', 'output_3']
-    """
-    return list(class_names) + [f"output_{i}" for i in range(len(class_names), num_classes)]
+from zoo.errors import DataError
+from zoo.runs._trained import load_trained, with_flip
 
 
 def evaluate(
@@ -71,44 +16,63 @@ def evaluate(
     device: str = "auto",
     workers: int | None = None,
     png: str | Path | None = None,
+    tta: bool = False,
+    top_losses: int = 0,
+    top_losses_png: str | Path | None = None,
 ) -> dict:
-    """Loss, accuracy, per-class accuracy and confusion matrix on ``data/<class>/*``; the
-    matrix is also drawn to ``png`` (default: beside the checkpoint, named after ``data``).
+    """Loss, accuracy, per-class accuracy, precision, recall, F1 and support (with macro and
+    weighted averages) and the confusion matrix on ``data/<class>/*``; the matrix is also drawn
+    to ``png`` (default: beside the checkpoint, named after ``data``). ``tta`` averages each
+    prediction with its horizontal flip's; ``top_losses`` draws the N images with the highest
+    loss to ``top_losses_png`` (default ``RUN/top-losses-<data>.png``).
 
     >>> zoo.runs.evaluate("runs/resnet34-20261122-101500", "pets/valid")["accuracy"]
     0.93
     """
-    from torch.utils.data import DataLoader
-
     from zoo import compute
-    from zoo.data import (
-        ImageDataset,
-        build_transform,
-        default_workers,
-        scan_eval_folder,
-    )
+    from zoo.data import scan_eval_folder
     from zoo.runs._plots import plot_confusion
 
     trained = load_trained(run_or_checkpoint, device)
     samples, skipped = _readable(scan_eval_folder(data, trained.classes), data)
-    dataset = ImageDataset(samples, build_transform(trained.preprocessing, train=False))
-    workers = default_workers() if workers is None else workers
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    loader = _loader(samples, trained.preprocessing, batch_size, workers)
     device_ = next(trained.model.parameters()).device
     result = compute.evaluate(
-        trained.model,
+        with_flip(trained.model) if tta else trained.model,
         loader,
         device=device_,
         precision=compute.resolve_precision("fp32", device_),
         num_classes=len(trained.classes),
     )
     report = _report(result, trained.classes, skipped)
+    report["tta"], report["data"] = tta, str(data)
     png = Path(png) if png else trained.checkpoint.parent / f"confusion-{Path(data).name}.png"
     plot_confusion(
         result.confusion, trained.classes, png, title=f"{trained.model.zoo_spec.id} on {data}"
     )
     report["confusion_png"] = str(png)
+    if top_losses:
+        from zoo.runs._toplosses import draw_top_losses
+
+        default = trained.checkpoint.parent / f"top-losses-{Path(data).name}.png"
+        out = Path(top_losses_png) if top_losses_png else default
+        report["top_losses"] = draw_top_losses(trained, loader, top_losses, out, tta=tta)
+        report["top_losses_png"] = str(out)
+    if (trained.checkpoint.parent / "config.json").is_file():  # a run: its card shows this
+        from zoo.runs._card import save_evaluation
+
+        save_evaluation(trained.checkpoint.parent, report)
     return report
+
+
+def _loader(samples, pre, batch_size: int, workers: int | None):
+    from torch.utils.data import DataLoader
+
+    from zoo.data import ImageDataset, build_transform, default_workers
+
+    dataset = ImageDataset(samples, build_transform(pre, train=False))
+    workers = default_workers() if workers is None else workers
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers)
 
 
 def _readable(samples: list[tuple[str, int]], data) -> tuple[list, list[tuple[str, str]]]:
@@ -137,57 +101,36 @@ def _report(result, classes: list[str], skipped) -> dict:
         "per_class_accuracy": per_class,
         "classes": classes,
         "confusion_matrix": matrix,
+        **class_metrics(matrix, classes),
         "skipped_files": [p for p, _ in skipped],
     }
 
 
-def predict(
-    run_or_checkpoint: str | Path, images: list[str | Path], *, top_k: int = 5, device: str = "auto"
-) -> list[dict]:
-    """The ``top_k`` classes with probabilities for each image, in the order given; a folder
-    stands for the image files under it, sorted, subfolders included. An image that cannot be
-    read is skipped: its row is ``{"image": PATH, "top": [], "skipped": REASON}``. A DataError
-    when no image can be read.
+def class_metrics(matrix: list[list[int]], classes: list[str]) -> dict:
+    """Per-class precision, recall, F1 and support from a confusion matrix (rows the true
+    class, columns the predicted one), with their macro and support-weighted averages. A class
+    never predicted has precision 0; one without images, recall 0 (and no weight).
 
-    >>> zoo.runs.predict("runs/resnet34-20261122-101500", ["cat.jpg"], top_k=1)
-    [{'image': 'cat.jpg', 'top': [{'class': 'cat', 'probability': 0.98}]}]
+    >>> class_metrics([[2, 0], [1, 1]], ["a", "b"])["per_class"]["a"]["precision"]
+    0.6666666666666666
     """
-    from zoo.data import expand_images, find_unreadable
-
-    images = expand_images(images)
-    unreadable = dict(find_unreadable(images))
-    if len(unreadable) == len(images):
-        path, reason = next(iter(unreadable.items()))
-        what = (
-            "cannot read" if len(images) == 1 else f"none of the {len(images)} images can be read:"
-        )
-        raise DataError(f"{what} {path}: {reason}")
-    trained = load_trained(run_or_checkpoint, device)
-    rows = _classify(trained, [p for p in images if p not in unreadable], top_k)
-    return [
-        {"image": p, "top": [], "skipped": unreadable[p]} if p in unreadable else next(rows)
-        for p in images
-    ]
-
-
-def _classify(trained: Trained, images: list[str], top_k: int):
-    """Each image's row, one at a time, in order."""
-    import torch
-
-    from zoo.data import build_transform, load_rgb
-
-    transform = build_transform(trained.preprocessing, train=False)
-    device_ = next(trained.model.parameters()).device
-    k = min(top_k, len(trained.classes))
-    for image in images:
-        batch = transform(load_rgb(image)).unsqueeze(0).to(device_)
-        with torch.inference_mode():
-            probabilities = trained.model(batch).float().softmax(1)[0]
-        values, indices = probabilities.topk(k)
-        yield {
-            "image": str(image),
-            "top": [
-                {"class": trained.classes[i], "probability": float(v)}
-                for v, i in zip(values.tolist(), indices.tolist(), strict=False)
-            ],
+    n = len(classes)
+    support = [sum(matrix[i]) for i in range(n)]
+    predicted = [sum(matrix[r][i] for r in range(n)) for i in range(n)]
+    per_class = {}
+    for i, name in enumerate(classes):
+        hit = matrix[i][i]
+        precision = hit / predicted[i] if predicted[i] else 0.0
+        recall = hit / support[i] if support[i] else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": support[i],
         }
+    rows, total = list(per_class.values()), sum(support)
+    keys = ("precision", "recall", "f1")
+    macro = {k: sum(r[k] for r in rows) / n for k in keys}
+    weighted = {k: sum(r[k] * r["support"] for r in rows) / total if total else 0.0 for k in keys}
+    return {"per_class": per_class, "macro": macro, "weighted": weighted}

@@ -54,6 +54,7 @@ class TrainConfig:
     image_size: int | None = None  # override the backbone's input size
     augment: bool = True  # random resized crop and horizontal flip while training
     cache_features: bool | None = None  # None: automatic
+    tensorboard: bool = False  # per-epoch scalars as TensorBoard events under RUN/tensorboard/
 
     def check(self) -> TrainConfig:
         """Raise TrainingError for an option no run could use."""
