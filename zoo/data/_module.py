@@ -48,6 +48,12 @@ def to_uint8(image) -> Tensor:
     return torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)
 
 
+def _half(d):
+    """``round(d / 2)`` as torchvision's centre crop rounds it (half to even), in integer
+    arithmetic that stays symbolic under torch.export."""
+    return d // 2 + (d % 2) * ((d // 2) % 2)
+
+
 @lru_cache(maxsize=1)
 def _module_class() -> type:
     import torch
@@ -76,7 +82,7 @@ def _module_class() -> type:
             h, w = self.resized_size(images.shape[-2], images.shape[-1])
             kwargs = {"antialias": True, "align_corners": False} if self.mode != "nearest" else {}
             x = F.interpolate(images.float(), size=(h, w), mode=self.mode, **kwargs)
-            top, left = (h - self.height) // 2, (w - self.width) // 2
+            top, left = _half(h - self.height), _half(w - self.width)
             x = x[:, :, top : top + self.height, left : left + self.width]
             return x.round().clamp(0, 255)
 

@@ -52,17 +52,22 @@ def evaluate(
     )
     report["confusion_png"] = str(png)
     if top_losses:
-        from zoo.runs._toplosses import draw_top_losses
-
-        default = trained.checkpoint.parent / f"top-losses-{Path(data).name}.png"
-        out = Path(top_losses_png) if top_losses_png else default
-        report["top_losses"] = draw_top_losses(trained, loader, top_losses, out, tta=tta)
-        report["top_losses_png"] = str(out)
+        report.update(_top_losses(trained, loader, data, top_losses, top_losses_png, tta))
     if (trained.checkpoint.parent / "config.json").is_file():  # a run: its card shows this
         from zoo.runs._card import save_evaluation
 
         save_evaluation(trained.checkpoint.parent, report)
     return report
+
+
+def _top_losses(trained, loader, data, n: int, png, tta: bool) -> dict:
+    from zoo.runs._toplosses import draw_top_losses
+
+    out = Path(png) if png else trained.checkpoint.parent / f"top-losses-{Path(data).name}.png"
+    return {
+        "top_losses": draw_top_losses(trained, loader, n, out, tta=tta),
+        "top_losses_png": str(out),
+    }
 
 
 def _loader(samples, pre, batch_size: int, workers: int | None):

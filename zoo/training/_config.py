@@ -78,6 +78,8 @@ class TrainConfig:
             raise TrainingError(f"--gamma must be in (0, 1], got {self.gamma}")
         for name, choices in self.CHOICES.items():
             _choice(name, getattr(self, name), choices)
+        if self.tensorboard:
+            _need_tensorboard()
         return self
 
     @staticmethod
@@ -96,6 +98,15 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _need_tensorboard() -> None:
+    try:
+        import tensorboard  # noqa: F401 - torch.utils.tensorboard needs it
+    except ImportError:
+        from zoo.errors import ExtraMissingError
+
+        raise ExtraMissingError("tensorboard", "tensorboard", "--tensorboard") from None
 
 
 def _positive(name: str, value) -> None:
