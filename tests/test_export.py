@@ -84,8 +84,10 @@ def test_example_plugin_backbone_exports(with_site, images, tmp_path):
 
 
 def test_predict_onnx_equals_predict_run(resnet_run, images, tmp_path):
+    from zoo.export import export
+
     out = tmp_path / "m.onnx"
-    assert run_zoo("export", str(resnet_run), "--format", "onnx", "-o", str(out)).returncode == 0
+    export(resnet_run, "onnx", out)
     valid = str(images[(2, 2)] / "valid")
     rows = [
         json.loads(run_zoo("predict", src, valid, "--json", "--top-k", "2").stdout)

@@ -6,8 +6,6 @@ import click
 
 from zoo.cli._render import emit_json, json_option
 
-FORMATS = ("onnx", "pt2", "hf")  # zoo.export.FORMATS, without importing it for --help
-
 
 @click.command()
 @click.argument("run", type=click.Path(exists=True))
@@ -15,7 +13,7 @@ FORMATS = ("onnx", "pt2", "hf")  # zoo.export.FORMATS, without importing it for 
     "--format",
     "format_",
     required=True,
-    type=click.Choice(FORMATS),
+    metavar="onnx|pt2|hf",
     help="onnx (onnxruntime), pt2 (torch.export) or hf (a folder for a model hub).",
 )
 @click.option(

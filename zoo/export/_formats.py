@@ -29,10 +29,45 @@ def export_program(trained):
 
     from zoo.runs import deployable
 
-    module = deployable(trained)
     example, shapes = example_and_shapes(trained)
+    module = without_unused(deployable(trained), example)
     with _quiet():
         return torch.export.export(module, (example,), dynamic_shapes=shapes)
+
+
+def without_unused(module, example):
+    """A copy of ``module`` whose submodules that inference never calls, nor any of their
+    children (inception's and googlenet's auxiliary heads), are replaced by empty ones, so
+    their weights stay out of the file as they stay out of the graph; ``module`` itself when
+    the copy does not give the same output."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    pruned, called = copy.deepcopy(module), set()
+    hooks = [
+        m.register_forward_hook(lambda m, i, o, name=name: called.add(name))
+        for name, m in pruned.named_modules()
+    ]
+    with torch.inference_mode():
+        want = pruned(example)
+    for hook in hooks:
+        hook.remove()
+    for name in _unused(pruned, called):
+        parent, _, child = name.rpartition(".")
+        setattr(pruned.get_submodule(parent), child, nn.Identity())
+    with torch.inference_mode():
+        return pruned if torch.equal(pruned(example), want) else module
+
+
+def _unused(module, called: set[str]) -> list[str]:
+    names = [name for name, _ in module.named_modules() if name]
+    unused = [
+        n for n in names if n not in called and not any(c.startswith(n + ".") for c in called)
+    ]
+    # the outermost ones only
+    return [n for n in unused if n.rpartition(".")[0] not in unused]
 
 
 def write_pt2(trained, path: Path, metadata: dict[str, str]) -> None:
