@@ -6,8 +6,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from click.testing import CliRunner
 from conftest import TinyPlugin, run_zoo
 from images import make_image_folder
+
+from zoo.cli import cli
+
+
+def invoke(*args):
+    """The CLI in this process, where the in-process tiny plugin is registered."""
+    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +52,7 @@ def test_class_metrics_against_a_matrix_worked_by_hand():
 
 def test_evaluate_json_has_per_class_keys(tiny_run):
     run, data = tiny_run
-    out = run_zoo("evaluate", str(run), "--data", str(data / "valid"), "--json")
+    out = invoke("evaluate", run, "--data", data / "valid", "--json", "--workers", "0")
     report = json.loads(out.stdout)
     matrix = report["confusion_matrix"]
     for i, name in enumerate(report["classes"]):
@@ -53,7 +61,7 @@ def test_evaluate_json_has_per_class_keys(tiny_run):
         predicted = sum(r[i] for r in matrix)
         assert row["precision"] == pytest.approx(matrix[i][i] / predicted if predicted else 0.0)
     assert set(report["macro"]) == set(report["weighted"]) == {"precision", "recall", "f1"}
-    text = run_zoo("evaluate", str(run), "--data", str(data / "valid")).stdout
+    text = invoke("evaluate", run, "--data", data / "valid", "--workers", "0").stdout
     assert "precision" in text and "weighted" in text
 
 
@@ -69,8 +77,9 @@ def test_top_losses_draws_eight_tiles(tiny_run, tmp_path):
     assert len(rows) == 8
     assert [r["loss"] for r in rows] == sorted((r["loss"] for r in rows), reverse=True)
     assert Image.open(png).size == (960, 560)  # 4 x 2 tiles of 2.4 x 2.8 inches at 100 dpi
-    default = run_zoo("evaluate", str(run), "--data", str(data / "valid"), "--top-losses", "2")
-    assert (run / "top-losses-valid.png").is_file(), default.stderr
+    default = invoke("evaluate", run, "--data", data / "valid", "--top-losses", 2, "--workers", 0)
+    assert (run / "top-losses-valid.png").is_file(), default.output
+    assert "top losses drawn to" in default.stdout
 
 
 def test_tta_changes_probabilities_and_repeats(tiny_run):

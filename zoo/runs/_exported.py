@@ -4,6 +4,7 @@ is a function from uint8 images ``(N, 3, H, W)`` to probabilities, with its clas
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,12 @@ def _open_pt2(path: Path, device: str) -> Exported:
     from zoo.compute import resolve_device
 
     extra = {"class_names": "", "preprocessing": ""}
-    program = torch.export.load(str(path), extra_files=extra)
+    logger = logging.getLogger("torch.export")
+    level, logger.level = logger.level, logging.CRITICAL  # its warning repeats our error
+    try:
+        program = torch.export.load(str(path), extra_files=extra)
+    finally:
+        logger.setLevel(level)
     classes, pre = _metadata(path, {k: v for k, v in extra.items() if v})
     target = resolve_device(device)
     module = program.module().to(target)
