@@ -5,8 +5,8 @@ The same module runs after decoding in a run's validation, in ``zoo evaluate`` a
 predict``, and inside every exported model (``zoo export``), so zoo and an exported model agree
 by construction. It resizes the shorter side to ``Preprocessing.resize_size`` (both sides for a
 non-square input size, as timm does) with antialiasing and the run's interpolation, centre-crops
-to the input size, rounds to whole pixel values (so that uint8 pixels kept in memory give the
-same floats) and normalises.
+to the input size and normalises. It does not round to whole pixel values: rounding would
+turn the last-bit differences between two runtimes' resize into whole-level differences.
 """
 
 from __future__ import annotations
@@ -78,16 +78,20 @@ def _module_class() -> type:
             return self.resize * h // short, self.resize * w // short
 
         def geometry(self, images: Tensor) -> Tensor:
-            """uint8 images -> float32 whole pixel values 0..255 at the input size."""
+            """uint8 images -> float32 pixel values 0..255 at the input size."""
             h, w = self.resized_size(images.shape[-2], images.shape[-1])
             kwargs = {"antialias": True, "align_corners": False} if self.mode != "nearest" else {}
             x = F.interpolate(images.float(), size=(h, w), mode=self.mode, **kwargs)
             top, left = _half(h - self.height), _half(w - self.width)
-            x = x[:, :, top : top + self.height, left : left + self.width]
-            return x.round().clamp(0, 255)
+            # indices of a fixed length, not a slice: the crop's shape stays static under
+            # torch.export (a slice with symbolic bounds gets a data-dependent size)
+            rows = torch.arange(self.height, device=x.device) + top
+            cols = torch.arange(self.width, device=x.device) + left
+            x = x.index_select(2, rows).index_select(3, cols)
+            return x.clamp(0, 255)
 
         def normalize(self, pixels: Tensor) -> Tensor:
-            """Whole pixel values (uint8 or float) -> the normalised float32 model input."""
+            """Pixel values 0..255 (uint8 or float) -> the normalised float32 model input."""
             return (pixels.float() * (1 / 255) - self.mean) / self.std
 
         def forward(self, images: Tensor) -> Tensor:

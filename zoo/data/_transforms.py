@@ -23,8 +23,9 @@ def build_transform(
     Evaluation is ``EvalTransform``: the image as uint8 through ``zoo.data.preprocess_module``
     (resize to ``pre.resize_size``, centre crop to the input size, normalise); training with
     ``augment`` takes a random resized crop and a random horizontal flip instead; training
-    without it is the evaluation transform. Without ``normalize`` it stops at the uint8 pixels,
-    which ``normalize_batch`` then turns into exactly the same floats, a batch at a time.
+    without it is the evaluation transform. Without ``normalize`` it stops at the float32
+    pixels 0..255, which ``normalize_batch`` then turns into exactly the same floats, a batch at
+    a time.
 
     Example:
         >>> t = build_transform(Preprocessing(input_size=(3, 224, 224)), train=False)
@@ -49,8 +50,9 @@ def build_transform(
 
 
 class EvalTransform:
-    """A PIL image -> ``zoo.data.preprocess_module``'s output for it (uint8 pixels when not
-    ``normalize``): evaluation and export share one preprocessing."""
+    """A PIL image -> ``zoo.data.preprocess_module``'s output for it (its float32 pixels
+    0..255 before normalising, when not ``normalize``): evaluation and export share one
+    preprocessing."""
 
     def __init__(self, pre: Preprocessing, *, normalize: bool = True) -> None:
         self.pre, self.normalize = pre, normalize
@@ -63,12 +65,12 @@ class EvalTransform:
         module = shared_module(self.pre)
         with torch.no_grad():
             pixels = module.geometry(to_uint8(image)[None])
-            out = module.normalize(pixels) if self.normalize else pixels.to(torch.uint8)
+            out = module.normalize(pixels) if self.normalize else pixels
         return out[0]
 
 
 def normalize_batch(images, pre: Preprocessing):
-    """uint8 images (N, C, H, W) from ``build_transform(..., normalize=False)`` as the float32
+    """Pixels (N, C, H, W) from ``build_transform(..., normalize=False)`` as the float32
     tensor ``build_transform`` gives: the same element-wise operations, so the same bits.
 
     Example:
