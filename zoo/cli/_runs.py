@@ -34,7 +34,7 @@ EVALUATE, PREDICT = defaults_of(run_evaluate), defaults_of(run_predict)
 @click.option(
     "--top-losses",
     type=click.IntRange(min=1),
-    help="Draw the N images with the highest loss (most confidently wrong first).",
+    help="Draw the N images with the highest loss (lowest probability of the true class).",
 )
 @click.option(
     "--top-losses-png",
