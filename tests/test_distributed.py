@@ -90,6 +90,7 @@ def test_torchrun_two_processes_trains_and_agrees_with_evaluate(
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert sorted(p.name for p in run.iterdir()) == [
+        "README.md",
         "best.pt",
         "config.json",
         "curves.png",

@@ -70,6 +70,8 @@ def assert_every_file_loads(run: Path, temporaries_allowed: bool = True) -> None
             from PIL import Image
 
             Image.open(path).load()
+        elif path.suffix == ".md":  # the model card: whole, so it ends with its last line
+            assert path.read_text().startswith("# ") and path.read_text().endswith("`.\n")
         else:
             raise AssertionError(f"unexpected file {path.name} (a temporary file left over?)")
 

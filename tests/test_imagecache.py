@@ -51,14 +51,14 @@ def test_normalize_batch_gives_the_transform_s_floats_bit_for_bit(data):
     pixels = build_transform(PRE, train=False, normalize=False)
     one_by_one = torch.stack([floats(load_rgb(p)) for p in paths])
     raw = torch.stack([pixels(load_rgb(p)) for p in paths])
-    assert raw.dtype == torch.uint8
+    assert raw.dtype == torch.float32 and raw.min() >= 0 and raw.max() <= 255  # not normalised
     assert torch.equal(normalize_batch(raw, PRE), one_by_one)
 
 
 def test_later_epochs_are_served_without_reading_a_file(data):
     config, split, images, line = plan(data)
     assert images.parts == ("valid", "train")
-    assert line == "caching decoded images: 27 train and valid images, 0.0 MB in memory"
+    assert line == "caching decoded images: 27 train and valid images, 0.2 MB in memory"
     loaders = make_loaders(split, PRE, config, CPU, raw=images.parts)
     first = {part: epoch(images, loaders, 1, part) for part in ("train", "valid")}
     shutil.rmtree(data)  # from now on any decoding would fail
@@ -111,16 +111,16 @@ def test_random_augmentation_leaves_only_the_valid_images_cached(data):
 
 
 def test_the_cap_leaves_out_what_does_not_fit(data, monkeypatch):
-    per_image_mb = 3 * 24 * 24 / 1e6
+    per_image_mb = 4 * 3 * 24 * 24 / 1e6  # float32 pixels
     monkeypatch.setenv("ZOO_FEATURE_CACHE_MB", str(10 * per_image_mb))  # valid (9) fits
     _, _, images, line = plan(data)
     assert images.parts == ("valid",)
-    assert line.endswith("(not train: the cap is 0.0 MB, $ZOO_FEATURE_CACHE_MB)")
+    assert line.endswith("(not train: the cap is 0.1 MB, $ZOO_FEATURE_CACHE_MB)")
     monkeypatch.setenv("ZOO_FEATURE_CACHE_MB", str(5 * per_image_mb))  # not even valid
     _, _, images, line = plan(data)
     assert images is None
     assert line == (
-        "not caching decoded images: 0.0 MB is over the cap of 0.0 MB ($ZOO_FEATURE_CACHE_MB)"
+        "not caching decoded images: 0.2 MB is over the cap of 0.0 MB ($ZOO_FEATURE_CACHE_MB)"
     )
     monkeypatch.setenv("ZOO_FEATURE_CACHE_MB", "0")
     assert plan(data)[2:] == (None, "not caching decoded images: $ZOO_FEATURE_CACHE_MB is 0")
@@ -141,7 +141,7 @@ def test_a_run_with_decoded_images_cached_trains_the_same_model(data, tmp_path, 
         return result, [line for line in notes.lines if "decoded images" in line]
 
     cached, lines = finetune(tmp_path / "cached")
-    assert lines == ["caching decoded images: 27 train and valid images, 0.1 MB in memory"]
+    assert lines == ["caching decoded images: 27 train and valid images, 0.3 MB in memory"]
     monkeypatch.setenv("ZOO_FEATURE_CACHE_MB", "0")
     plain, lines = finetune(tmp_path / "plain")
     assert lines[0].startswith("not caching decoded images")

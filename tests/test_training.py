@@ -58,6 +58,7 @@ def finished_run(colours, tmp_path_factory):
 def test_run_directory_holds_every_file(finished_run):
     run = finished_run.run_dir
     assert sorted(p.name for p in run.iterdir()) == [
+        "README.md",
         "best.pt",
         "config.json",
         "curves.png",

@@ -119,5 +119,5 @@ def test_the_writer_on_rank_0_writes_an_epoch_s_files(tmp_path, improved):
     state.progress.rows[0].update(train_acc=0.5, val_acc=0.5, lr=0.1)
     writer.epoch(state, META, {"epochs_run": 1}, improved=improved)
     written = {p.name for p in run.path.iterdir()}
-    expected = {"metrics.jsonl", "last.pt", "summary.json", "curves.png"}
+    expected = {"metrics.jsonl", "last.pt", "summary.json", "curves.png", "README.md"}
     assert written == expected | ({"best.pt"} if improved else set())

@@ -93,6 +93,21 @@ class ImageSizeError(ZooError):
     smallest size that works."""
 
 
+class ExportError(ZooError):
+    """A model that cannot be exported, an export that failed its check, or an exported file
+    that cannot be read."""
+
+
+class ExtraMissingError(ZooError):
+    """An optional extra (``zoo[export]``, ``zoo[tensorboard]``) that is not installed."""
+
+    def __init__(self, extra: str, package: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the {package} package, which is not installed; "
+            f"install it with: pip install 'zoo[{extra}]'"
+        )
+
+
 class StopRequested(Exception):  # noqa: N818 - a signal between zoo's own layers, not an error
     """Ctrl-C arrived; the step in flight finished. Not a ZooError: the trainer turns it into
     Interrupted."""

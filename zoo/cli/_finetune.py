@@ -145,6 +145,12 @@ def _int_list(value: str | None) -> list[int] | None:
     "cross-entropy, the best epoch by val_map.",
 )
 @option("threshold", type=float, help="--multi-label: a label is predicted from this probability.")
+@option(
+    "tensorboard",
+    is_flag=True,
+    help="Write the per-epoch scalars as TensorBoard events under RUN/tensorboard/ "
+    "(pip install 'zoo[tensorboard]'; view with: tensorboard --logdir runs).",
+)
 @click.option(
     "--resume",
     type=click.Path(file_okay=False),
@@ -160,8 +166,8 @@ def finetune(name, resume, **options):
     zoo finetune --resume runs/resnet34-20261122-101500 --epochs 40
     zoo finetune resnet34 --labels ./photos/tags.csv --multi-label
 
-    The run directory holds config.json, metrics.jsonl, best.pt, last.pt, summary.json and
-    curves.png. Ctrl-C saves and prints the resume command.
+    The run directory holds config.json, metrics.jsonl, best.pt, last.pt, summary.json,
+    curves.png and README.md (the model card). Ctrl-C saves and prints the resume command.
     """
     from zoo.training import finetune as run_finetune
     from zoo.training import reporter_for

@@ -37,26 +37,42 @@ EVALUATE, PREDICT = defaults_of(run_evaluate), defaults_of(run_predict)
     help="Where to draw the confusion matrix [RUN/confusion-<data>.png]; the suffix names "
     "the format (.png, .pdf, .svg, ...). Single-label runs.",
 )
+@click.option("--tta", is_flag=True, help="Average each prediction with its horizontal flip's.")
+@click.option(
+    "--top-losses",
+    type=click.IntRange(min=1),
+    help="Draw the N images with the highest loss (lowest probability of the true class).",
+)
+@click.option(
+    "--top-losses-png",
+    type=click.Path(dir_okay=False),
+    help="Where to draw --top-losses [RUN/top-losses-<data>.png].",
+)
 @json_option("Print a JSON object.")
-def evaluate(run, data, labels, threshold, batch_size, device, workers, png, as_json):
+def evaluate(
+    run, data, labels, threshold, batch_size, device, workers, png, tta, top_losses,
+    top_losses_png, as_json,
+):  # fmt: skip
     """Evaluate RUN (a run directory or its best.pt) on an image folder, a labels CSV's
     valid rows (every row without a split column), or, given neither, the run's own
-    validation set. A multi-label run reports each label's
-    precision, recall, F1 and average precision.
+    validation set. A multi-label run reports each label's precision, recall, F1 and
+    average precision.
 
     The model computes as the run validated: the run's precision (bf16 autocast if it
-    trained in bf16), memory format and batch size, so on the run's own valid folder the
+    trained in bf16), memory format and batch size, so on the run's own validation set the
     accuracy is the run's best_val_acc.
 
     \b
     zoo evaluate runs/resnet34-20261122-101500 --data ./pets/valid
     zoo evaluate runs/resnet34-20261122-101500/best.pt --data ./pets/test --json
     zoo evaluate runs/resnet34-20261122-101500   # on the run's own validation set
+    zoo evaluate runs/resnet34-20261122-101500 --data ./pets/valid --tta --top-losses 8
     zoo evaluate runs/tags-run --labels ./photos/tags.csv --threshold 0.4
     """
     report = run_evaluate(
         run, data, batch_size=batch_size, device=device, workers=workers, png=png,
-        labels=labels, threshold=threshold,
+        labels=labels, threshold=threshold, tta=tta, top_losses=top_losses or 0,
+        top_losses_png=top_losses_png,
     )  # fmt: skip
     if as_json:
         return emit_json(report)
@@ -65,9 +81,7 @@ def evaluate(run, data, labels, threshold, batch_size, device, workers, png, as_
     click.echo(
         f"accuracy {report['accuracy']:.2%}  loss {report['loss']:.4f}  ({report['images']} images)"
     )
-    width = max(len(c) for c in report["classes"])
-    for name, acc in report["per_class_accuracy"].items():
-        click.echo(f"  {name:<{width}}  " + (f"{acc:.2%}" if acc is not None else "no images"))
+    _class_table(report)
     skipped = report["skipped_files"]
     if skipped:
         shown = ", ".join(skipped[:3]) + (
@@ -75,6 +89,25 @@ def evaluate(run, data, labels, threshold, batch_size, device, workers, png, as_
         )
         click.echo(f"skipped {len(skipped)} unreadable file{'s' * (len(skipped) > 1)}: {shown}")
     click.echo(f"confusion matrix drawn to {report['confusion_png']}")
+    if report.get("top_losses_png"):
+        click.echo(f"top losses drawn to {report['top_losses_png']}")
+
+
+def _class_table(report: dict) -> None:
+    width = max(len(c) for c in [*report["classes"], "weighted"])
+    click.echo(f"  {'':<{width}}  accuracy  precision  recall     f1  support")
+    for name, acc in report["per_class_accuracy"].items():
+        m = report["per_class"][name]
+        shown = f"{acc:8.2%}" if acc is not None else "    none"
+        click.echo(
+            f"  {name:<{width}}  {shown}  {m['precision']:9.4f}  {m['recall']:6.4f}"
+            f"  {m['f1']:.4f}  {m['support']:7d}"
+        )
+    for name in ("macro", "weighted"):
+        m = report[name]
+        click.echo(
+            f"  {name:<{width}}  {'':8}  {m['precision']:9.4f}  {m['recall']:6.4f}  {m['f1']:.4f}"
+        )
 
 
 @click.command()
@@ -82,10 +115,12 @@ def evaluate(run, data, labels, threshold, batch_size, device, workers, png, as_
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--top-k", type=click.IntRange(min=1), default=PREDICT["top_k"], show_default=True)
 @click.option("--device", default=PREDICT["device"], show_default=True)
+@click.option("--tta", is_flag=True, help="Average each prediction with its horizontal flip's.")
 @threshold_option
 @json_option("Print a JSON list, one object per image.")
-def predict(run, images, top_k, device, threshold, as_json):
-    """Classify IMAGES with RUN (a run directory or its best.pt).
+def predict(run, images, top_k, device, tta, threshold, as_json):
+    """Classify IMAGES with RUN: a run directory, its best.pt, a folder `zoo export --format
+    hf` wrote, or an exported .onnx or .pt2 file.
 
     An image may be a folder: every image file under it, subfolders included, in sorted
     order. A file that cannot be read is skipped with a line on stderr (in JSON its object
@@ -95,12 +130,13 @@ def predict(run, images, top_k, device, threshold, as_json):
     zoo predict runs/resnet34-20261122-101500 cat.jpg dog.png
     zoo predict runs/resnet34-20261122-101500 ./unsorted
     zoo predict runs/resnet34-20261122-101500/best.pt *.jpg --top-k 1 --json
+    zoo predict model.onnx cat.jpg --tta
     zoo predict runs/tags-run photo.jpg --threshold 0.3  # a multi-label run
 
     A multi-label run prints every label whose probability reaches --threshold (JSON:
     "labels": [{"label", "probability"}...]); --top-k is for single-label runs.
     """
-    rows = run_predict(run, list(images), top_k=top_k, device=device, threshold=threshold)
+    rows = run_predict(run, list(images), top_k=top_k, device=device, tta=tta, threshold=threshold)
     for row in rows:
         if "skipped" in row:
             click.echo(f"skipping unreadable {row['image']}: {row['skipped']}", err=True)

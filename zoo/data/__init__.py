@@ -15,6 +15,7 @@ from zoo.data._folders import (
 )
 from zoo.data._images import find_unreadable, load_rgb
 from zoo.data._loaders import Loaders, batch_indices, default_workers, make_loaders
+from zoo.data._module import preprocess_module, to_uint8
 from zoo.data._preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from zoo.data._sampling import EpochSampler, epoch_seed, seeded_dataset
 from zoo.data._transforms import build_transform, decode_side, normalize_batch
@@ -57,6 +58,8 @@ __all__ = [
     "scan_labels_csv",
     "data_folder_of",
     "scan_training_data",
+    "preprocess_module",
+    "to_uint8",
 ]
 
 

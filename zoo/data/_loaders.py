@@ -31,7 +31,7 @@ def make_loaders(
     raw: tuple[str, ...] = (),
 ) -> Loaders:
     """Train and valid loaders of normalised images; the parts named in ``raw`` ("train",
-    "valid") yield uint8 pixels instead, for the pixel cache (``zoo.training.cache``)."""
+    "valid") yield float32 pixels instead, for the pixel cache (``zoo.training.cache``)."""
     import torch
     from torch.utils.data import DataLoader
 

@@ -21,10 +21,12 @@ def build_transform(
 ) -> Callable:
     """The torchvision transform from an RGB PIL image to the normalised tensor a backbone expects.
 
-    Evaluation resizes to ``pre.resize_size`` and centre-crops to the input size; training with
+    Evaluation is ``EvalTransform``: the image as uint8 through ``zoo.data.preprocess_module``
+    (resize to ``pre.resize_size``, centre crop to the input size, normalise); training with
     ``augment`` takes a random resized crop and a random horizontal flip instead; training
-    without it is the evaluation transform. Without ``normalize`` it stops at the uint8 pixels,
-    which ``normalize_batch`` then turns into exactly the same floats, a batch at a time.
+    without it is the evaluation transform. Without ``normalize`` it stops at the float32
+    pixels 0..255, which ``normalize_batch`` then turns into exactly the same floats, a batch at
+    a time.
 
     Example:
         >>> t = build_transform(Preprocessing(input_size=(3, 224, 224)), train=False)
@@ -34,62 +36,70 @@ def build_transform(
     import torch
     from torchvision.transforms import v2
 
+    if not (train and augment):
+        return EvalTransform(pre, normalize=normalize)
     mode = _interpolation(pre.interpolation)
     height, width = pre.input_size[1], pre.input_size[2]
-    if train and augment:
-        geometry = [
-            v2.RandomResizedCrop((height, width), interpolation=mode, antialias=True),
-            v2.RandomHorizontalFlip(),
-        ]
-    else:
-        # As timm does: a square input resizes the shorter side, a non-square one both sides.
-        size = pre.resize_size if height == width else _resize_pair(pre)
-        geometry = [
-            v2.Resize(size, interpolation=mode, antialias=True),
-            v2.CenterCrop((height, width)),
-        ]
+    geometry = [
+        v2.RandomResizedCrop((height, width), interpolation=mode, antialias=True),
+        v2.RandomHorizontalFlip(),
+    ]
     floats = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(pre.mean), list(pre.std))]
     return v2.Compose(
         geometry + [v2.ToImage()] + (floats if normalize else []) + [v2.ToPureTensor()]
     )
 
 
-def decode_side(pre: Preprocessing, *, train: bool, augment: bool = True) -> int:
-    """The smallest image side ``build_transform``'s output needs, so that decoding at a
-    reduced size (``load_rgb(min_side=...)``) loses no pixel the transform would keep.
+def decode_side(pre: Preprocessing, *, train: bool, augment: bool = True) -> int | None:
+    """The smallest image side a random resized crop to ``pre``'s input size needs, so that
+    decoding at a reduced size (``load_rgb(min_side=...)``) loses no pixel it would keep; None
+    (decode every pixel) for evaluation and training without augmentation, whose resize must
+    see the whole image as an exported model does, so the two agree.
 
-    Evaluation resizes to ``resize_size`` (or ``_resize_pair``): that many pixels. A random
-    resized crop may keep as little as sqrt(0.08 * 3/4) of a side (torchvision's smallest
-    scale and ratio) and stretch it to the input size, so it needs about 4.1 times that.
+    A random resized crop may keep as little as sqrt(0.08 * 3/4) of a side (torchvision's
+    smallest scale and ratio) and stretch it to the input size, so it needs about 4.1 times
+    that.
 
-    >>> decode_side(Preprocessing(input_size=(3, 224, 224)), train=False)
-    256
+    >>> decode_side(Preprocessing(input_size=(3, 224, 224)), train=True)
+    915
     """
+    if not (train and augment):
+        return None
     height, width = pre.input_size[1], pre.input_size[2]
-    if train and augment:
-        return math.ceil(max(height, width) / math.sqrt(0.08 * 3 / 4))
-    if height == width:
-        return pre.resize_size
-    return max(_resize_pair(pre))
+    return math.ceil(max(height, width) / math.sqrt(0.08 * 3 / 4))
+
+
+class EvalTransform:
+    """A PIL image -> ``zoo.data.preprocess_module``'s output for it (its float32 pixels
+    0..255 before normalising, when not ``normalize``): evaluation and export share one
+    preprocessing."""
+
+    def __init__(self, pre: Preprocessing, *, normalize: bool = True) -> None:
+        self.pre, self.normalize = pre, normalize
+
+    def __call__(self, image):
+        import torch
+
+        from zoo.data._module import shared_module, to_uint8
+
+        module = shared_module(self.pre)
+        with torch.no_grad():
+            pixels = module.geometry(to_uint8(image)[None])
+            out = module.normalize(pixels) if self.normalize else pixels
+        return out[0]
 
 
 def normalize_batch(images, pre: Preprocessing):
-    """uint8 images (N, C, H, W) from ``build_transform(..., normalize=False)`` as the float32
+    """Pixels (N, C, H, W) from ``build_transform(..., normalize=False)`` as the float32
     tensor ``build_transform`` gives: the same element-wise operations, so the same bits.
 
     Example:
         >>> normalize_batch(torch.stack([raw(load_rgb("cat.jpg"))]), pre).dtype
         torch.float32
     """
-    import torch
-    from torchvision.transforms.v2 import functional as F
+    from zoo.data._module import shared_module
 
-    floats = F.to_dtype(images, torch.float32, scale=True)
-    return F.normalize(floats, list(pre.mean), list(pre.std))
-
-
-def _resize_pair(pre: Preprocessing) -> tuple[int, int]:
-    return int(pre.input_size[1] / pre.crop_pct), int(pre.input_size[2] / pre.crop_pct)
+    return shared_module(pre, str(images.device)).normalize(images)
 
 
 def _interpolation(name: str) -> Any:

@@ -1,71 +1,12 @@
-"""Evaluating and predicting with a finished run (or its best.pt)."""
+"""Evaluating a finished run (or its best.pt) on an image folder, a labels CSV, or the run's
+own validation set."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from zoo.errors import DataError, RunError
-from zoo.runs._multilabel import evaluate_multilabel_run, tag_images
-
-if TYPE_CHECKING:
-    from torch import nn
-
-    from zoo.data import Preprocessing
-
-
-@dataclass
-class Trained:
-    """A model loaded from a run, with what it needs to read images."""
-
-    model: nn.Module
-    classes: list[str]
-    preprocessing: Preprocessing
-    checkpoint: Path
-    multi_label: bool = False  # trained with --multi-label: sigmoid per label, not softmax
-    threshold: float = 0.5  # multi-label: the run's --threshold
-
-
-def load_trained(run_or_checkpoint: str | Path, device: str = "auto") -> Trained:
-    """The best weights of a run directory (or of a ``best.pt`` file), ready for inference.
-    best.pt is read once: its meta here, and ``create`` loads the tensors read with it.
-
-    >>> trained = load_trained("runs/resnet34-20261122-101500")
-    """
-    from zoo.compute import resolve_device
-    from zoo.data import Preprocessing
-    from zoo.models import create
-    from zoo.weights import resolve_file
-
-    path = Path(run_or_checkpoint)
-    resolved = resolve_file(path)
-    if resolved.class_names is None:
-        raise RunError(
-            f"{path} is not a zoo run or best.pt (no class names in it); "
-            "pass the folder `zoo finetune` created"
-        )
-    meta = resolved.run
-    model = create(meta["id"], num_classes=meta["num_classes"], weights=resolved)
-    model.to(resolve_device(device)).eval()
-    return Trained(
-        model,
-        output_names(meta["class_names"], meta["num_classes"]),
-        Preprocessing.from_dict(meta["preprocessing"]),
-        resolved.path,
-        bool(meta.get("multi_label")),
-        meta.get("threshold", 0.5),
-    )
-
-
-def output_names(class_names: list[str], num_classes: int) -> list[str]:
-    """A name for each of the head's outputs: the classes trained on, then ``output_N`` for
-    the outputs a larger ``--num-classes`` added, which no class was trained on.
-
-    >>> output_names(["cat", "dog"], 4)
-    ['cat', 'dog', 'output_2', 'output_3']
-    """
-    return list(class_names) + [f"output_{i}" for i in range(len(class_names), num_classes)]
+from zoo.errors import DataError
+from zoo.runs._trained import Trained, load_trained, with_flip
 
 
 def evaluate(
@@ -78,49 +19,75 @@ def evaluate(
     png: str | Path | None = None,
     labels: str | Path | None = None,
     threshold: float | None = None,
+    tta: bool = False,
+    top_losses: int = 0,
+    top_losses_png: str | Path | None = None,
 ) -> dict:
-    """Loss, accuracy, per-class accuracy and confusion matrix on ``data/<class>/*``, on a
-    labels CSV's valid rows (``labels``), or, given neither, on the run's own validation set
-    (its held-out files for a --val-split run); the matrix is also drawn to ``png`` (default:
-    beside the checkpoint, named after the data). The model computes as the run validated
-    (``run_compute``: its precision, memory format and batch size), so on the run's own
-    validation set the accuracy is its ``best_val_acc``. A multi-label run reports per-label
-    precision, recall, F1 and AP instead (``zoo.runs._multilabel``), at ``threshold``
-    (default: the run's).
+    """Loss, accuracy, per-class accuracy, precision/recall/F1/support (macro and weighted
+    too) and the confusion matrix (drawn to ``png``) on ``data/<class>/*``, a labels CSV's
+    valid rows, or, given neither, the run's own validation set. Computed as the run
+    validated (``run_compute``), so on that set the accuracy is its ``best_val_acc``. ``tta``:
+    average with the horizontal flip; ``top_losses``: draw the N worst images. A multi-label
+    run reports per-label precision, recall, F1 and AP at ``threshold`` (default: the run's).
 
     >>> zoo.runs.evaluate("runs/resnet34-20261122-101500", "pets/valid")["accuracy"]
     0.93
     """
-    from zoo import compute
-    from zoo.runs._plots import plot_confusion
-
     trained = load_trained(run_or_checkpoint, device)
+    if top_losses and trained.multi_label:
+        raise DataError("--top-losses is for single-label runs; this one is multi-label")
     data, samples = _eval_samples(trained, data, labels)
     samples, skipped = _readable(samples, data)
     device_ = next(trained.model.parameters()).device
     precision, fmt, run_batch = run_compute(trained, device_)
-    batch_size = batch_size or run_batch
-    if workers is None:
-        workers = _workers(device_, len(samples), batch_size)
+    loader = _loader(trained, samples, batch_size or run_batch, workers, device_)
+    model = with_flip(trained.model, trained.multi_label) if tta else trained.model
     if trained.multi_label:
+        from zoo.runs._multilabel import evaluate_multilabel_run
+
         threshold = trained.threshold if threshold is None else threshold
-        return evaluate_multilabel_run(trained, samples, skipped, threshold, batch_size, workers)
+        report = evaluate_multilabel_run(
+            model, trained.classes, loader, skipped, threshold, precision, fmt
+        )
+    else:
+        report = _single_label(trained, model, loader, skipped, (precision, fmt), data, png)
+    report["tta"], report["data"] = tta, str(data)
+    if top_losses:
+        report.update(_top_losses(trained, loader, data, top_losses, top_losses_png, tta))
+    if (trained.checkpoint.parent / "config.json").is_file():  # a run: its card shows this
+        from zoo.runs._card import save_evaluation
+
+        save_evaluation(trained.checkpoint.parent, report)
+    return report
+
+
+def _single_label(trained: Trained, model, loader, skipped, compute_as, data, png) -> dict:
+    from zoo import compute
+    from zoo.runs._plots import plot_confusion
+
+    device = next(trained.model.parameters()).device
+    precision, fmt = compute_as
     result = compute.evaluate(
-        trained.model,
-        _loader(trained, samples, batch_size, workers),
-        device=device_,
+        model,
+        loader,
+        device=device,
         precision=precision,
         memory_format=fmt,
         num_classes=len(trained.classes),
     )
     report = _report(result, trained.classes, skipped)
-    name = Path(data).stem if labels is not None else Path(data).name
-    png = Path(png) if png else trained.checkpoint.parent / f"confusion-{name}.png"
+    png = Path(png) if png else trained.checkpoint.parent / f"confusion-{_name(data)}.png"
     plot_confusion(
         result.confusion, trained.classes, png, title=f"{trained.model.zoo_spec.id} on {data}"
     )
     report["confusion_png"] = str(png)
     return report
+
+
+def _name(data) -> str:
+    """A file-name part for what was evaluated on: the folder's name, or the CSV's stem."""
+    path = Path(data)
+    return path.stem if path.suffix.lower() == ".csv" else path.name
 
 
 def _eval_samples(trained: Trained, data, labels) -> tuple[str, list]:
@@ -143,23 +110,26 @@ def _eval_samples(trained: Trained, data, labels) -> tuple[str, list]:
     return data, scan_eval_folder(data, trained.classes)
 
 
-def _loader(trained: Trained, samples, batch_size: int, workers: int):
+def _top_losses(trained, loader, data, n: int, png, tta: bool) -> dict:
+    from zoo.runs._toplosses import draw_top_losses
+
+    out = Path(png) if png else trained.checkpoint.parent / f"top-losses-{_name(data)}.png"
+    return {
+        "top_losses": draw_top_losses(trained, loader, n, out, tta=tta),
+        "top_losses_png": str(out),
+    }
+
+
+def _loader(trained: Trained, samples, batch_size: int, workers: int | None, device):
     """A DataLoader over ``samples`` (readable images), preprocessed as the run validated."""
     from torch.utils.data import DataLoader
 
-    from zoo.data import ImageDataset, build_transform, decode_side
+    from zoo.data import ImageDataset, build_transform, default_workers
 
-    pre = trained.preprocessing
-    dataset = ImageDataset(
-        samples, build_transform(pre, train=False), decode_side(pre, train=False)
-    )
+    dataset = ImageDataset(samples, build_transform(trained.preprocessing, train=False))
+    if workers is None:
+        workers = default_workers(device, -(-len(samples) // batch_size))
     return DataLoader(dataset, batch_size=batch_size, num_workers=workers)
-
-
-def _workers(device, images: int, batch_size: int) -> int:
-    from zoo.data import default_workers
-
-    return default_workers(device, -(-images // batch_size))
 
 
 def run_compute(trained: Trained, device) -> tuple:
@@ -192,7 +162,7 @@ def _recorded_options(checkpoint: Path) -> dict:
     return options if isinstance(options, dict) else {}
 
 
-def _readable(samples: list[tuple[str, int]], data) -> tuple[list, list[tuple[str, str]]]:
+def _readable(samples: list[tuple], data) -> tuple[list, list[tuple[str, str]]]:
     """``samples`` without the unreadable files, and those files with the reasons."""
     from zoo.data import find_unreadable
 
@@ -218,70 +188,36 @@ def _report(result, classes: list[str], skipped) -> dict:
         "per_class_accuracy": per_class,
         "classes": classes,
         "confusion_matrix": matrix,
+        **class_metrics(matrix, classes),
         "skipped_files": [p for p, _ in skipped],
     }
 
 
-def predict(
-    run_or_checkpoint: str | Path,
-    images: list[str | Path],
-    *,
-    top_k: int = 5,
-    device: str = "auto",
-    threshold: float | None = None,
-) -> list[dict]:
-    """The ``top_k`` classes with probabilities for each image, in the order given; a folder
-    stands for the image files under it, sorted, subfolders included. An image that cannot be
-    read is skipped: its row is ``{"image": PATH, "top": [], "skipped": REASON}``. A DataError
-    when no image can be read. A multi-label run gives ``{"image": PATH, "labels": [{"label":
-    NAME, "probability": P}, ...]}``: every label reaching ``threshold`` (default: the run's),
-    most likely first.
+def class_metrics(matrix: list[list[int]], classes: list[str]) -> dict:
+    """Per-class precision, recall, F1 and support from a confusion matrix (rows the true
+    class, columns the predicted one), with their macro and support-weighted averages. A class
+    never predicted has precision 0; one without images, recall 0 (and no weight).
 
-    >>> zoo.runs.predict("runs/resnet34-20261122-101500", ["cat.jpg"], top_k=1)
-    [{'image': 'cat.jpg', 'top': [{'class': 'cat', 'probability': 0.98}]}]
+    >>> class_metrics([[2, 0], [1, 1]], ["a", "b"])["per_class"]["a"]["precision"]
+    0.6666666666666666
     """
-    from zoo.data import expand_images, find_unreadable
-
-    images = expand_images(images)
-    unreadable = dict(find_unreadable(images))
-    if len(unreadable) == len(images):
-        path, reason = next(iter(unreadable.items()))
-        what = (
-            "cannot read" if len(images) == 1 else f"none of the {len(images)} images can be read:"
-        )
-        raise DataError(f"{what} {path}: {reason}")
-    trained = load_trained(run_or_checkpoint, device)
-    readable = [p for p in images if p not in unreadable]
-    key = "labels" if trained.multi_label else "top"
-    if trained.multi_label:
-        rows = tag_images(trained, readable, trained.threshold if threshold is None else threshold)
-    else:
-        rows = _classify(trained, readable, top_k)
-    return [
-        {"image": p, key: [], "skipped": unreadable[p]} if p in unreadable else next(rows)
-        for p in images
-    ]
-
-
-def _classify(trained: Trained, images: list[str], top_k: int):
-    """Each image's row, one at a time, in order."""
-    import torch
-
-    from zoo.data import build_transform, decode_side, load_rgb
-
-    transform = build_transform(trained.preprocessing, train=False)
-    side = decode_side(trained.preprocessing, train=False)  # as evaluate and training decode
-    device_ = next(trained.model.parameters()).device
-    k = min(top_k, len(trained.classes))
-    for image in images:
-        batch = transform(load_rgb(image, side)).unsqueeze(0).to(device_)
-        with torch.inference_mode():
-            probabilities = trained.model(batch).float().softmax(1)[0]
-        values, indices = probabilities.topk(k)
-        yield {
-            "image": str(image),
-            "top": [
-                {"class": trained.classes[i], "probability": float(v)}
-                for v, i in zip(values.tolist(), indices.tolist(), strict=False)
-            ],
+    n = len(classes)
+    support = [sum(matrix[i]) for i in range(n)]
+    predicted = [sum(matrix[r][i] for r in range(n)) for i in range(n)]
+    per_class = {}
+    for i, name in enumerate(classes):
+        hit = matrix[i][i]
+        precision = hit / predicted[i] if predicted[i] else 0.0
+        recall = hit / support[i] if support[i] else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": support[i],
         }
+    rows, total = list(per_class.values()), sum(support)
+    keys = ("precision", "recall", "f1")
+    macro = {k: sum(r[k] for r in rows) / n for k in keys}
+    weighted = {k: sum(r[k] * r["support"] for r in rows) / total if total else 0.0 for k in keys}
+    return {"per_class": per_class, "macro": macro, "weighted": weighted}

@@ -145,6 +145,12 @@ class RunDir:
     def draw_curves(self, rows: list[dict], title: str) -> None:
         plot_curves(rows, self.file("curves.png"), title=title)
 
+    def write_card(self) -> None:
+        """README.md, the model card, from the files written so far."""
+        from zoo.runs._card import write_card
+
+        write_card(self.path)
+
 
 def versions() -> dict:
     """Library versions for config.json."""

@@ -60,6 +60,7 @@ class TrainConfig:
     labels: str | None = None  # a labels CSV (image,label[,split]) in place of --data
     multi_label: bool = False  # labels separated by '|', per-label binary cross-entropy
     threshold: float = 0.5  # multi-label: a label is predicted when its probability reaches this
+    tensorboard: bool = False  # per-epoch scalars as TensorBoard events under RUN/tensorboard/
 
     def check(self) -> TrainConfig:
         """Raise TrainingError for an option no run could use."""
@@ -85,6 +86,8 @@ class TrainConfig:
         for name, choices in self.CHOICES.items():
             _choice(name, getattr(self, name), choices)
         _check_labels(self)
+        if self.tensorboard:
+            _need_tensorboard()
         return self
 
     @staticmethod
@@ -103,6 +106,15 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _need_tensorboard() -> None:
+    try:
+        import tensorboard  # noqa: F401 - torch.utils.tensorboard needs it
+    except ImportError:
+        from zoo.errors import ExtraMissingError
+
+        raise ExtraMissingError("tensorboard", "tensorboard", "--tensorboard") from None
 
 
 def _positive(name: str, value) -> None:

@@ -257,7 +257,7 @@ def _assemble(
     run = run or new_run_dir(config, model.zoo_spec.id.split(":", 1)[1], dist)
     return Session(
         config=config, dist=dist, reporter=setting.reporter, run=run,
-        writer=writer_for(run, dist), data=data, meta=meta, device=device,
+        writer=writer_for(run, dist, config.tensorboard), data=data, meta=meta, device=device,
         precision=setting.precision, memory_format=fmt, loaders=loaders, source=source,
         state=state, counts=counts, task=task,
     )  # fmt: skip

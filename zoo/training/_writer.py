@@ -31,8 +31,9 @@ class Writer:
 class RunWriter(Writer):
     """Writes ``run``'s files, each one atomically."""
 
-    def __init__(self, run: RunDir) -> None:
+    def __init__(self, run: RunDir, tensorboard: bool = False) -> None:
         self.run = run
+        self.tensorboard = TensorBoard(run.file("tensorboard")) if tensorboard else None
 
     def config(self, record: dict) -> None:
         self.run.write_config(record)
@@ -48,8 +49,30 @@ class RunWriter(Writer):
         self.last(state, meta)
         self.run.write_summary(summary)
         self.run.draw_curves(rows, meta["id"])
+        self.run.write_card()
+        if self.tensorboard is not None:
+            self.tensorboard.epoch(rows[-1])
 
 
-def writer_for(run: RunDir, dist: Dist) -> Writer:
+class TensorBoard:
+    """Each epoch's row of metrics.jsonl as TensorBoard scalars under ``RUN/tensorboard/``."""
+
+    def __init__(self, folder) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            from zoo.errors import ExtraMissingError
+
+            raise ExtraMissingError("tensorboard", "tensorboard", "--tensorboard") from None
+        self.writer = SummaryWriter(str(folder))
+
+    def epoch(self, row: dict) -> None:
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, int | float):
+                self.writer.add_scalar(key, value, row["epoch"])
+        self.writer.flush()
+
+
+def writer_for(run: RunDir, dist: Dist, tensorboard: bool = False) -> Writer:
     """A ``RunWriter`` on rank 0, a silent ``Writer`` elsewhere."""
-    return RunWriter(run) if dist.is_main else Writer()
+    return RunWriter(run, tensorboard) if dist.is_main else Writer()

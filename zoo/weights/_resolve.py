@@ -136,6 +136,8 @@ def _resolve_tag(backbone: Backbone, tag: str) -> Resolved:
 
 def resolve_file(path: Path) -> Resolved:
     """A weights file, a zoo run directory, or a run's ``best.pt``."""
+    if path.is_dir() and (path / "zoo.json").is_file() and not (path / "best.pt").is_file():
+        return _hf_folder(path)
     if path.is_dir():
         best = path / "best.pt"
         if not best.is_file():
@@ -161,6 +163,22 @@ def resolve_file(path: Path) -> Resolved:
         class_names=meta.get("class_names"),
         run=meta,
         checkpoint=checkpoint,
+    )
+
+
+def _hf_folder(path: Path) -> Resolved:
+    """A folder ``zoo export --format hf`` wrote: zoo.json holds the run's meta."""
+    try:
+        meta = json.loads((path / "zoo.json").read_text())
+    except ValueError as exc:
+        raise WeightsError(f"{path / 'zoo.json'} is damaged ({exc}); export again") from None
+    return Resolved(
+        path / "model.safetensors",
+        spec=dict(meta.get("preprocessing") or {}),
+        num_classes=meta.get("num_classes"),
+        class_names=meta.get("class_names"),
+        build_kwargs=dict(meta.get("build_kwargs") or {}),
+        run=meta,
     )
 
 

@@ -2,9 +2,10 @@
 
 The valid images never change from epoch to epoch, and neither do the train images of a run
 without random augmentation. When the feature cache (``FeatureCache``) does not already make
-decoding moot, ``plan_image_cache`` keeps those parts' resized and cropped pixels as uint8
-tensors, filled from the loader during the first epoch; ``ImageCache.batches`` serves them from
-then on, normalised a batch at a time on the device (``zoo.data.normalize_batch``: the same
+decoding moot, ``plan_image_cache`` keeps those parts' resized and cropped pixels as float32
+tensors (``zoo.data.preprocess_module`` does not round them to whole levels), filled from the
+loader during the first epoch; ``ImageCache.batches`` serves them from then on, normalised a
+batch at a time on the device (``zoo.data.normalize_batch``: the same
 floats as the per-image transform, bit for bit).
 
     >>> images, line = plan_image_cache(
@@ -30,21 +31,23 @@ if TYPE_CHECKING:
 
 PARTS = ("valid", "train")  # the order parts are given room under the cap
 
+PIXEL_BYTES = 4  # float32 pixels, as the preprocessing module gives them before normalising
+
 
 @dataclass
 class ImageCache:
-    """The uint8 pixels of each cached part's images, by dataset index."""
+    """The float32 pixels of each cached part's images, by dataset index."""
 
-    pixels: dict[str, torch.Tensor]  # part -> (images, C, H, W) uint8
+    pixels: dict[str, torch.Tensor]  # part -> (images, C, H, W) float32, 0..255
     filled: dict[str, torch.Tensor]  # part -> (images,) bool: which rows hold pixels
     labels: dict[str, torch.Tensor]  # part -> (images,) each image's class
-    datasets: dict  # part -> ImageDataset of uint8 pixels, for rows the loader left out
+    datasets: dict  # part -> ImageDataset of float32 pixels, for rows the loader left out
     pre: Preprocessing
     device: torch.device
 
     @property
     def parts(self) -> tuple[str, ...]:
-        """The parts whose loaders must yield uint8 pixels (``make_loaders(raw=...)``)."""
+        """The parts whose loaders must yield float32 pixels (``make_loaders(raw=...)``)."""
         return tuple(self.pixels)
 
     def batches(self, loader, *, part: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -96,7 +99,7 @@ def plan_image_cache(
     from zoo.training.cache._features import CAP_ENV, cap_bytes
 
     samples = {"valid": split.valid, "train": [] if config.augment else split.train}
-    per_image = math.prod(pre.input_size)
+    per_image = math.prod(pre.input_size) * PIXEL_BYTES
     cap = cap_bytes()
     chosen, left_out = _fit_under(cap, samples, per_image)
     if not chosen:
@@ -148,7 +151,7 @@ def _empty_cache(chosen: dict[str, list], pre: Preprocessing, device: torch.devi
     side = decode_side(pre, train=False)
     return ImageCache(
         pixels={
-            p: torch.empty(len(s), *pre.input_size, dtype=torch.uint8) for p, s in chosen.items()
+            p: torch.empty(len(s), *pre.input_size, dtype=torch.float32) for p, s in chosen.items()
         },
         filled={p: torch.zeros(len(s), dtype=torch.bool) for p, s in chosen.items()},
         labels={p: torch.tensor([label for _, label in s]) for p, s in chosen.items()},

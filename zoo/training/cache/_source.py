@@ -38,7 +38,7 @@ class BatchSource:
 
     @property
     def raw_parts(self) -> tuple[str, ...]:
-        """The parts whose loaders must yield uint8 pixels (``make_loaders(raw=...)``)."""
+        """The parts whose loaders must yield float32 pixels (``make_loaders(raw=...)``)."""
         return ()
 
     def model(self, phase: str):

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from torch import Tensor
 
-FORMAT = 1  # bump when the layout on disk or the key's meaning changes
+FORMAT = 2  # bump when the layout on disk or the key's meaning changes (2: the tensor resize)
 
 
 def cache_key(
