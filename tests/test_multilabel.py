@@ -148,7 +148,9 @@ def test_evaluate_json_per_label_metrics_match_the_predictions(ml_run, shapes_cs
     result, _ = ml_run
     run = str(result.run_dir)
     args = ["evaluate", run, "--labels", str(shapes_csv), "--workers", "0", "--json"]
-    report = json.loads(CliRunner().invoke(cli, args).output)
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, (out.output, out.exception)
+    report = json.loads(out.output)
     assert report["images"] == 32 and report["threshold"] == 0.5
     assert report["map"] == pytest.approx(result.summary["best_val_map"], abs=1e-4)
     # The same figures, counted here from every label's probability (--threshold near 0).

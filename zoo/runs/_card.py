@@ -45,14 +45,17 @@ def card_text(run_dir: Path) -> str:
         f"# {run_dir.name}: {config.get('id')} fine-tuned on {len(classes)} classes",
         "",
         f"- Backbone: `{config.get('id')}`; weights: {_weights(weights)}",
-        f"- Data: `{config.get('data')}`; classes: {', '.join(classes)}",
+        f"- Data: `{config.get('data') or options.get('labels')}`; "
+        f"{'labels (multi-label)' if options.get('multi_label') else 'classes'}: "
+        f"{', '.join(classes)}",
         f"- Preprocessing: `{json.dumps(config.get('preprocessing'))}`",
         "- Recipe: " + ", ".join(f"{k} {options[k]}" for k in RECIPE if k in options),
         "",
         "## Results",
         "",
         f"- Best validation accuracy: {summary.get('best_val_acc', 0):.4f} "
-        f"(epoch {summary.get('best_epoch')} of {summary.get('epochs_run')})",
+        f"(epoch {summary.get('best_epoch')} of {summary.get('epochs_run')})"
+        + (f"; mAP {summary['best_val_map']:.4f}" if "best_val_map" in summary else ""),
         f"- Training time: {summary.get('seconds', 0):.1f} s; "
         f"{summary.get('train_images_per_s', 0):.1f} train images/s",
         f"- Parameters: {summary.get('frozen_params', 0):,} frozen, "
@@ -81,6 +84,8 @@ def _evaluation(report: dict) -> list[str]:
         "| class | precision | recall | F1 | support |",
         "|---|---|---|---|---|",
     ]
+    if "per_label" in report:
+        return lines[:-2] + _label_table(report)
     for name, m in report["per_class"].items():
         lines.append(
             f"| {name} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} "
@@ -90,6 +95,25 @@ def _evaluation(report: dict) -> list[str]:
         m = report[name]
         lines.append(f"| *{name}* | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | |")
     return lines
+
+
+def _label_table(report: dict) -> list[str]:
+    """A multi-label evaluation's per-label figures, at its threshold."""
+    lines = [
+        f"mAP {report['map']:.4f}, F1 micro {report['f1_micro']:.4f}, macro "
+        f"{report['f1_macro']:.4f} at threshold {report['threshold']}.",
+        "",
+        "| label | precision | recall | F1 | AP | support |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in report["per_label"].items():
+        cells = [_cell(m[k]) for k in ("precision", "recall", "f1", "ap")]
+        lines.append(f"| {name} | {' | '.join(cells)} | {m['support']} |")
+    return lines
+
+
+def _cell(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _usage(run_dir: Path) -> list[str]:
