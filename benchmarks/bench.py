@@ -7,7 +7,8 @@ steady-state epoch time (mean of epochs 2..N, train + valid phases), the first e
 the ratio seed loop / zoo, best validation accuracy, and peak memory of each process; then
 each scenario's compute floor (``floor.py``: the same model, batch, precision and memory
 format trained on tensors already in memory; for the frozen scenario the trainable suffix on
-stored features) and zoo's steady epoch as a ratio of it. Each
+stored features) and zoo's steady epoch as a ratio of it; last, what one DataLoader worker
+decodes and augments per second (``decode.py``). Each
 scenario runs ``--repeat`` times, the loops taking turns, with seeds 0, 1, ...: times are each
 loop's fastest run (the one other work on the machine disturbed least), accuracy the mean over
 the seeds; every run's time and accuracy is printed too.
@@ -25,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import decode
 
 HERE = Path(__file__).resolve().parent
 CLASSES = ("circle", "cross", "square", "star", "triangle")
@@ -217,6 +220,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
             print_row(name, r)
     print_notes(results)
+    results["decode"] = json.loads(child([str(HERE / "decode.py"), "--json"])[0])
+    print(f"\nDecode and augment, {decode.describe(results['decode'])}")
     if o.json:
         Path(o.json).write_text(json.dumps(results, indent=2))
 

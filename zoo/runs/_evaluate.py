@@ -143,7 +143,8 @@ def run_compute(trained: Trained, device) -> tuple:
 
     options = _recorded_options(trained.checkpoint)
     try:
-        precision = compute.resolve_precision(options.get("precision") or "fp32", device)
+        spec = options.get("precision") or "fp32"  # "auto" only in runs older than that record
+        precision = compute.resolve_precision(spec, device, trained.model)
     except TrainingError:
         precision = compute.resolve_precision("fp32", device)
     fmt = compute.memory_format(trained.model, device)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from zoo.training._state import TrainingState
 
 RESUME_OVERRIDES = (
-    "epochs", "device", "workers", "patience", "precision", "cache_features", "compile",
+    "epochs", "device", "workers", "patience", "precision", "compile", "cache_features",
 )  # fmt: skip
 
 
