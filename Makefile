@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch makes pip fetch a multi-GB build.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install weights demo test lint format bench bench-gpu bench-precision clean
+.PHONY: install weights demo test test-slow lint format bench bench-gpu bench-precision clean
 
 # compat: the project root goes on sys.path, so a `zoo/` folder in the current directory (the
 # clone itself, seen from its parent) cannot shadow the package as a namespace package.
@@ -41,6 +41,10 @@ demo: install weights
 
 test: install
 	HF_HUB_OFFLINE=1 ZOO_OFFLINE=1 $(BIN)/python -m pytest -q
+
+# The long end-to-end tests (marked slow, skipped by make test): CI runs them after make test.
+test-slow: install
+	ZOO_TEST_SLOW=1 HF_HUB_OFFLINE=1 ZOO_OFFLINE=1 $(BIN)/python -m pytest -q -m slow
 
 bench: install
 	$(BIN)/python benchmarks/bench.py
