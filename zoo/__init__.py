@@ -26,6 +26,7 @@ _LAZY = {
     "create": "zoo.models",
     "freeze": "zoo.freezing",
     "finetune": "zoo.training",
+    "compare": "zoo.bakeoff",
 }
 
 __all__ = ["hookimpl", "transfer", "TransferReport", *_LAZY]

@@ -16,6 +16,7 @@ import sys
 import click
 
 from zoo.cli._backbones import info, list_command, plugins
+from zoo.cli._compare import compare
 from zoo.cli._finetune import finetune
 from zoo.cli._runs import evaluate, predict
 from zoo.cli._transfer import transfer
@@ -70,7 +71,7 @@ def cli(ctx: click.Context, debug: bool, offline: bool) -> None:
     )
 
 
-for _command in (list_command, info, plugins, transfer, finetune, evaluate, predict):
+for _command in (list_command, info, plugins, transfer, finetune, evaluate, predict, compare):
     cli.add_command(_command)
 del _command
 
