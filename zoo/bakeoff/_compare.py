@@ -118,19 +118,18 @@ def _run_one(entry: Entry, folder: Path, out: Path, settings: dict, reporter: Re
 
 def _measure(run_dir: Path, settings: dict) -> dict:
     """The trained model's params, GFLOPs at the run's image size, and images/s."""
-    from zoo.bakeoff._speed import images_per_s
+    from zoo.bakeoff._speed import measure
     from zoo.compute import resolve_device, resolve_precision
-    from zoo.models import count_gflops
     from zoo.runs import RunDir, load_trained
 
     device = resolve_device(settings.get("device", "auto"))
     trained = load_trained(run_dir, device=str(device))
     precision = resolve_precision(RunDir(run_dir).read_config()["options"]["precision"], device)
     size = tuple(trained.preprocessing.input_size[-2:])
-    speed = images_per_s(trained.model, size, settings["batch_size"], device, precision)
+    speed, gflops = measure(trained.model, size, settings["batch_size"], device, precision)
     return {
         "params": sum(p.numel() for p in trained.model.parameters()),
-        "gflops": count_gflops(trained.model, (3, *size)),
+        "gflops": float(f"{gflops:.4g}"),
         "images_per_s": round(speed, 1),
     }
 

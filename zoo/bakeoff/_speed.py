@@ -13,23 +13,26 @@ if TYPE_CHECKING:
 
     from zoo.compute import Precision
 
-MIN_SECONDS = 0.5  # time at least this long, and at least MIN_BATCHES batches
-MIN_BATCHES = 2
+MIN_SECONDS = 0.3  # time at least this long, and at least MIN_BATCHES batches
+MIN_BATCHES = 1
 MAX_BATCHES = 20
 
 
-def images_per_s(
+def measure(
     model: nn.Module,
     image_size: tuple[int, int],
     batch_size: int,
     device: torch.device,
     precision: Precision,
-) -> float:
-    """Images per second of ``model``'s forward pass, after one warm-up batch.
+) -> tuple[float, float]:
+    """Images per second of ``model``'s forward pass, timed after one warm-up batch, and its
+    GFLOPs per image (a multiply-add counted once), counted on that warm-up batch.
 
-    >>> images_per_s(model, (224, 224), 64, torch.device("cpu"), resolve_precision("fp32"))
+    >>> measure(model, (224, 224), 64, torch.device("cpu"), resolve_precision("fp32"))
+    (812.5, 0.3)
     """
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
     from zoo.compute import autocast, memory_format
 
@@ -38,7 +41,8 @@ def images_per_s(
     batch = torch.randn(batch_size, 3, *image_size, device=device)
     batch = batch.contiguous(memory_format=fmt) if fmt else batch
     with torch.inference_mode(), autocast(device, precision):
-        model(batch)  # warm-up: lazy initialisation, allocator, cuDNN's choice
+        with FlopCounterMode(display=False) as flops:
+            model(batch)  # warm-up: lazy initialisation, allocator, cuDNN's choice
         _sync(device)
         start, batches = time.perf_counter(), 0
         while batches < MIN_BATCHES or (
@@ -47,7 +51,8 @@ def images_per_s(
             model(batch)
             batches += 1
         _sync(device)
-    return batches * batch_size / (time.perf_counter() - start)
+    speed = batches * batch_size / (time.perf_counter() - start)
+    return speed, flops.get_total_flops() / 2 / 1e9 / batch_size
 
 
 def _sync(device: torch.device) -> None:

@@ -4,7 +4,6 @@ move a checkpoint into it (``zoo transfer``)."""
 from __future__ import annotations
 
 from zoo.models._convert import transfer_checkpoint
-from zoo.models._cost import computed_cost, count_gflops
 from zoo.models._create import (
     ModelSpec,
     adapt,
@@ -22,8 +21,6 @@ __all__ = [
     "adapt",
     "build",
     "build_structure",
-    "computed_cost",
-    "count_gflops",
     "create",
     "describe",
     "info",
