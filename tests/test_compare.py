@@ -57,8 +57,8 @@ def bakeoff(torch_home, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TORCH_HOME", str(torch_home))
         result = invoke(
-            "compare", PRETRAINED, STAND_IN, MISSING, "--image-size", 32, "--epochs", 1, "--lr", 0.01,
-            "--precision", "fp32", "-o", out, "--json",
+            "compare", PRETRAINED, STAND_IN, MISSING, "--image-size", 32, "--epochs", 1,
+            "--lr", 0.01, "--precision", "fp32", "-o", out, "--json",
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         yield json.loads(result.stdout), out, result.stderr

@@ -225,3 +225,12 @@ def test_info_counts_what_nobody_published_and_list_then_knows_it(meta):
     (row,) = listed("meta:unknown")
     assert row["params"] == params and row["gflops"] == data["gflops"] and row["top5"] == 95.0
     assert [r["arch"] for r in listed("meta:*", "--max-params", "1K")] == ["unknown"]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(4.089, "4.09"), (0.2, "0.20"), (0.0013, "0.0013"), (None, "-")]
+)
+def test_gflops_show_tiny_models_as_more_than_zero(value, text):
+    from zoo.cli._backbones import gflops_text
+
+    assert gflops_text(value) == text

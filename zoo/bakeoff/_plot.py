@@ -29,6 +29,7 @@ def plot_compare(rows: Sequence[dict], path: str | Path, *, title: str | None = 
     """Draw accuracy (%) against images/s (log scale) for the leaderboard ``rows`` (the
     ones that ran: ``id``, ``val_acc`` as a fraction, ``images_per_s``)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import ScalarFormatter
 
     if not rows:
         raise ValueError("no leaderboard rows to plot")
@@ -36,21 +37,22 @@ def plot_compare(rows: Sequence[dict], path: str | Path, *, title: str | None = 
     ax = fig.subplots()
     front = pareto_front(rows)
     on_front = {id(r) for r in front}
-    for row in rows:
+    by_speed = sorted(rows, key=lambda r: r["images_per_s"])
+    for rank, row in enumerate(by_speed):
         mine = id(row) in on_front
-        ax.scatter(
-            row["images_per_s"], 100 * row["val_acc"], s=60, zorder=3,
-            color=FRONT_COLOR if mine else OTHER_COLOR, marker="o" if mine else "s",
-        )  # fmt: skip
-        ax.annotate(
-            row["id"].split(":", 1)[-1], (row["images_per_s"], 100 * row["val_acc"]),
-            xytext=(6, 4), textcoords="offset points", fontsize=9,
-        )  # fmt: skip
+        spot = (row["images_per_s"], 100 * row["val_acc"])
+        ax.scatter(*spot, s=60, zorder=3, color=FRONT_COLOR if mine else OTHER_COLOR,
+                   marker="o" if mine else "s")  # fmt: skip
+        # Neighbours in speed alternate above and below their point, so labels do not collide.
+        ax.annotate(row["id"].split(":", 1)[-1], spot, xytext=(0, 8 if rank % 2 else -14),
+                    textcoords="offset points", fontsize=9, ha="center")  # fmt: skip
     xs = [r["images_per_s"] for r in front]
     ax.plot(
         xs, [100 * r["val_acc"] for r in front], color=FRONT_COLOR, lw=1.2, label="Pareto front"
     )
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.margins(x=0.15, y=0.1)
     ax.set_xlabel("inference images/s (this device, the run's batch size)")
     ax.set_ylabel("best validation accuracy (%)")
     ax.set_title(title or "zoo compare", fontsize=12)

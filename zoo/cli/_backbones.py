@@ -74,7 +74,7 @@ def _list_lines(rows: list[dict]) -> list[str]:
             f"  cached: {', '.join(others)}" if others else ""
         )
         numbers = (
-            f"{count(r['params']):>7}  {_number(r['gflops'], 2):>7}  {_number(r['top1'], 2):>6}"
+            f"{count(r['params']):>7}  {gflops_text(r['gflops']):>7}  {_number(r['top1'], 2):>6}"
         )
         lines.append(f"{r['id']:<{width}}  {numbers}  {tag}{more}{mark}")
     return lines
@@ -88,6 +88,13 @@ def count(value: float | None) -> str:
         if value >= size:
             return f"{value / size:.1f}{unit}"
     return str(int(value))
+
+
+def gflops_text(value: float | None) -> str:
+    """4.089 -> 4.09, 0.0013 -> 0.0013 (a tiny model is not 0.00); None -> -."""
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if value >= 0.01 else f"{value:.2g}"
 
 
 def _number(value: float | None, digits: int) -> str:
@@ -121,7 +128,7 @@ def _info_lines(data: dict) -> list[str]:
         f"id:            {data['id']}{also}",
         f"description:   {data['description'] or '(none given)'}",
         f"parameters:    {data['num_params']:,}",
-        f"cost:          {_number(data['gflops'], 2)} GFLOPs per image at "
+        f"cost:          {gflops_text(data['gflops'])} GFLOPs per image at "
         f"{data['input_size'][-1]} px",
         f"ImageNet-1k:   top-1 {_number(data['top1'], 3)}, top-5 {_number(data['top5'], 3)}",
         f"license:       {data['license'] or 'not published'}",

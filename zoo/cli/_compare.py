@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from zoo.cli._backbones import count, filter_options
+from zoo.cli._backbones import count, filter_options, gflops_text
 from zoo.cli._render import emit_json, json_option
 from zoo.training import TrainConfig
 
@@ -78,7 +78,7 @@ def leaderboard_lines(rows: list[dict]) -> list[str]:
         f"{'seconds':>7}  run_dir"
     ]
     for r in ran:
-        gflops = "-" if r["gflops"] is None else f"{r['gflops']:.3f}"
+        gflops = gflops_text(r["gflops"])
         lines.append(
             f"{_name(r):<{width}}  {r['val_acc']:>7.2%}  {count(r['params']):>7}  {gflops:>7}  "
             f"{r['images_per_s']:>7.0f}  {r['seconds']:>7.1f}  {r['run_dir']}"
