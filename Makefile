@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch makes pip fetch a multi-GB build.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install weights demo test test-slow lint format bench bench-gpu bench-precision clean
+.PHONY: install weights demo test test-slow lint format bench bench-gpu bench-precision bench-compare clean
 
 # compat: the project root goes on sys.path, so a `zoo/` folder in the current directory (the
 # clone itself, seen from its parent) cannot shadow the package as a namespace package.
@@ -48,6 +48,11 @@ test-slow: install
 
 bench: install
 	$(BIN)/python benchmarks/bench.py
+
+# zoo compare of five torchvision backbones on the embedded dataset against one inference
+# pass per backbone over the same images (benchmarks/compare.py).
+bench-compare: install
+	$(BIN)/python benchmarks/compare.py
 
 # resnet50 at 224 px on synthetic images: meant for a GPU (a CPU takes minutes a setting).
 bench-gpu: install

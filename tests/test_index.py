@@ -60,9 +60,9 @@ def test_unreadable_index_is_ignored(tmp_path, monkeypatch):
 
 def test_editing_a_built_in_plugin_invalidates_the_index():
     plugin = Path(index.__file__).parent.parent / "default_plugins" / "timm.py"
-    before, stat = index._fingerprint(), plugin.stat()
+    before, stat = index.fingerprint(), plugin.stat()
     try:
         os.utime(plugin, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-        assert index._fingerprint() != before
+        assert index.fingerprint() != before
     finally:
         os.utime(plugin, ns=(stat.st_atime_ns, stat.st_mtime_ns))

@@ -52,6 +52,7 @@ def test_tags_and_default_tag():
         "default_tag",
         "cached",
         "cached_tags",
+        *("params", "gflops", "top1", "top5", "input_size", "license"),
     }
 
 

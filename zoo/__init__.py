@@ -28,6 +28,7 @@ _LAZY = {
     "finetune": "zoo.training",
     "evaluate": "zoo.runs",
     "predict": "zoo.runs",
+    "compare": "zoo.bakeoff",
 }
 
 __all__ = ["hookimpl", "transfer", "TransferReport", *_LAZY]

@@ -108,6 +108,14 @@ class ExtraMissingError(ZooError):
         )
 
 
+class ListingError(ZooError):
+    """A listing filter or sort that cannot be applied (a count that is not one)."""
+
+
+class CompareError(ZooError):
+    """A bake-off that cannot start: nothing to compare, too many, no weights for any."""
+
+
 class StopRequested(Exception):  # noqa: N818 - a signal between zoo's own layers, not an error
     """Ctrl-C arrived; the step in flight finished. Not a ZooError: the trainer turns it into
     Interrupted."""

@@ -17,7 +17,10 @@ def register_backbones(register: Callable[..., None]) -> None:
     ``factory()`` takes no arguments and returns an ``nn.Module``. Optional fields: ``head``
     (dotted path of the classifier), ``stages`` (ordered freeze points), ``weights`` (mapping
     tag -> file path or URL, the first is the default), ``input_size``, ``mean``, ``std``,
-    ``interpolation``, ``crop_pct``, ``description``.
+    ``interpolation``, ``crop_pct``, ``description``, and the default weights' metadata:
+    ``params`` (int), ``gflops`` (one image at ``input_size``, a multiply-add counted once),
+    ``top1`` and ``top5`` (ImageNet-1k accuracy, %), ``license``. A weights spec given as a
+    dict may carry the same keys for its own tag.
 
     Optional code fields, for families whose models zoo's generic rules do not fit (they are
     not kept in the index; zoo fetches them with the factory when it builds a model):

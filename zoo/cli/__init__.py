@@ -17,6 +17,7 @@ import click
 
 from zoo.cli._backbones import info, list_command, plugins
 from zoo.cli._export import export
+from zoo.cli._compare import compare
 from zoo.cli._finetune import finetune
 from zoo.cli._runs import evaluate, predict
 from zoo.cli._transfer import transfer
@@ -71,7 +72,9 @@ def cli(ctx: click.Context, debug: bool, offline: bool) -> None:
     )
 
 
-for _command in (list_command, info, plugins, transfer, finetune, evaluate, predict, export):
+for _command in (
+    list_command, info, plugins, transfer, finetune, evaluate, predict, export, compare,
+):  # fmt: skip
     cli.add_command(_command)
 del _command
 

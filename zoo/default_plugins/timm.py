@@ -8,7 +8,10 @@ import os
 import sys
 
 import zoo
+from zoo.default_plugins._timm_tables import tag_metadata
 from zoo.errors import HeadError
+
+METADATA = ("params", "gflops", "top1", "top5", "license")
 
 
 def build(name: str, **kwargs):
@@ -64,6 +67,8 @@ def _spec(cfg) -> dict:
         "std": list(cfg.std),
         "interpolation": cfg.interpolation or "bicubic",
         "crop_pct": cfg.crop_pct,
+        **tag_metadata(f"{cfg.architecture}.{cfg.tag}", cfg.input_size),
+        "license": cfg.license,
     }
 
 
@@ -77,7 +82,7 @@ def register_backbones(register):
         cfgs = {k: v for k, v in get_arch_pretrained_cfgs(arch).items() if k in pretrained}
         weights = {name.partition(".")[2]: _spec(cfg) for name, cfg in cfgs.items()}
         default = get_pretrained_cfg(arch)
-        fields = _spec(default) if default is not None else {}
+        fields = _spec(default) if default is not None else tag_metadata(arch, None)
         register(
             arch,
             functools.partial(build, arch),
@@ -88,6 +93,7 @@ def register_backbones(register):
             interpolation=fields.get("interpolation"),
             crop_pct=fields.get("crop_pct"),
             description=f"timm {arch}",
+            **{key: fields.get(key) for key in METADATA},
             adapt_head=adapt_head,
             load_filter=load_filter,
             fx_leaves=fx_leaves,

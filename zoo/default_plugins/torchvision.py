@@ -53,7 +53,11 @@ def _spec(name: str, weight) -> dict:
         "input_size": [3, crop, crop],
         "crop_pct": crop / options.get("resize_size", 256),
         "interpolation": interpolation.value if interpolation is not None else "bilinear",
-        "acc1": metrics.get("acc@1"),
+        # Metadata as torchvision publishes it (its _ops count a multiply-add once).
+        "params": weight.meta.get("num_params"),
+        "gflops": weight.meta.get("_ops"),
+        "top1": metrics.get("acc@1"),
+        "top5": metrics.get("acc@5"),
     }
     if name in _PORTED:
         spec["build_kwargs"] = {"transform_input": True, "init_weights": False}
@@ -77,6 +81,7 @@ def register_backbones(register):
             input_size=first["input_size"],
             interpolation=first["interpolation"],
             crop_pct=first["crop_pct"],
-            description=f"torchvision {name}",  # each tag's acc@1 is in its spec
+            description=f"torchvision {name}",  # each tag's metadata is in its spec
+            **{key: first[key] for key in ("params", "gflops", "top1", "top5")},
             **_sized(name),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from zoo.registry import get_registry
+from zoo.registry import get_registry, metadata_of
 
 if TYPE_CHECKING:
     from zoo.registry import Backbone
@@ -44,6 +44,7 @@ def info(name: str) -> dict:
         "aux_heads": spec.heads[1:],
         "freeze_points": spec.freeze_points,
         **_weights_fields(backbone, chosen, spec_w),
+        **_metadata_fields(backbone, chosen, model, pre.input_size),
         "also": [b.id for b in registry.candidates(backbone.arch) if b.id != backbone.id],
     }
 
@@ -57,7 +58,21 @@ def _weights_fields(backbone: Backbone, chosen: str | None, spec: dict | None) -
         "tags": backbone.tags,
         "default_tag": backbone.default_tag,
         "tag": chosen,
-        "top1": (spec or {}).get("acc1"),  # the chosen tag's ImageNet-1K top-1, when published
+        "top1": metadata_of(backbone, chosen)["top1"],  # ImageNet-1K top-1, when published
         "cached": bool(spec) and find_cached(spec) is not None,
         "weights_path": str(where) if where else None,
+    }
+
+
+def _metadata_fields(backbone: Backbone, chosen: str | None, model, input_size) -> dict:
+    """The chosen tag's params, GFLOPs (counted here where unpublished), top-5 and license;
+    and every tag's published top-1."""
+    from zoo.models._cost import computed_cost
+
+    known = metadata_of(backbone, chosen)
+    return {
+        **computed_cost(backbone, chosen, model, input_size),
+        "top5": known["top5"],
+        "license": known["license"],
+        "top1_by_tag": {tag: metadata_of(backbone, tag)["top1"] for tag in backbone.tags},
     }

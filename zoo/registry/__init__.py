@@ -3,8 +3,10 @@ on-disk index so that ``zoo list`` does not import timm."""
 
 from __future__ import annotations
 
+from zoo.registry._computed import put as remember_computed
 from zoo.registry._index import clear as clear_index
-from zoo.registry._listing import list_backbones, list_plugins
+from zoo.registry._listing import list_backbones, list_plugins, metadata_of
+from zoo.registry._metadata import METADATA, SORT_KEYS, parse_count
 from zoo.registry._registry import Backbone, Registry, get_registry, split_name
 
 __all__ = [
@@ -15,4 +17,9 @@ __all__ = [
     "list_backbones",
     "list_plugins",
     "split_name",
+    "METADATA",
+    "SORT_KEYS",
+    "metadata_of",
+    "parse_count",
+    "remember_computed",
 ]

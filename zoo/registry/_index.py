@@ -17,14 +17,14 @@ from pathlib import Path
 from zoo import plugins
 from zoo.env import zoo_home
 
-FORMAT = 1  # bump when the row layout changes
+FORMAT = 2  # bump when the row layout changes
 
 
 def index_path() -> Path:
     return zoo_home() / "index.json"
 
 
-def _fingerprint() -> str:
+def fingerprint() -> str:
     """A hash of every installed distribution's name and version, and of zoo's built-ins."""
     names = []
     for entry in _installed_paths():
@@ -35,7 +35,8 @@ def _fingerprint() -> str:
         except OSError:
             continue
     builtins = Path(__file__).parent.parent / "default_plugins"
-    stamps = [f"{p.name}:{p.stat().st_mtime_ns}" for p in sorted(builtins.glob("*.py"))]
+    files = sorted([*builtins.glob("*.py"), *builtins.glob("*.json")])  # code and its tables
+    stamps = [f"{p.name}:{p.stat().st_mtime_ns}" for p in files]
     # A set: a folder on the path twice (python -m from the clone) lists nothing new.
     return hashlib.sha256("\n".join(sorted(set(names)) + stamps).encode()).hexdigest()[:16]
 
@@ -88,14 +89,14 @@ class Index:
 
 def load() -> Index:
     """The index on disk, or an empty one if it is missing, stale or unreadable."""
-    fingerprint = _fingerprint()
+    stamp = fingerprint()
     try:
         data = json.loads(index_path().read_text())
-        if data.get("format") == FORMAT and data.get("fingerprint") == fingerprint:
+        if data.get("format") == FORMAT and data.get("fingerprint") == stamp:
             return Index(data)
     except (OSError, ValueError):
         pass
-    return Index({"format": FORMAT, "fingerprint": fingerprint, "plugins": {}})
+    return Index({"format": FORMAT, "fingerprint": stamp, "plugins": {}})
 
 
 def clear() -> None:

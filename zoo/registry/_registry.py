@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from zoo import plugins
 from zoo.errors import PluginError, UnknownBackboneError
 from zoo.registry import _index as index
+from zoo.registry._metadata import check_metadata
 
 log = logging.getLogger("zoo")
 
@@ -39,6 +40,12 @@ class Backbone:
     interpolation: str | None = None  # resize filter
     crop_pct: float | None = None  # crop size / resize size
     description: str = ""  # one line for zoo info
+    # Metadata of the default tag, as the source publishes it; None where it does not.
+    params: int | None = None  # parameter count
+    gflops: float | None = None  # one forward pass at input_size, a multiply-add counted once
+    top1: float | None = None  # ImageNet-1k top-1 accuracy, %
+    top5: float | None = None  # ImageNet-1k top-5 accuracy, %
+    license: str | None = None  # the weights' license
     # Code, like the factory: never in the index, set once the plugin is called.
     adapt_head: Callable | None = None  # (model, num_classes): resets the heads its own way
     load_filter: Callable | None = None  # (state, model) -> a converted state dict, or None
@@ -71,6 +78,7 @@ class Backbone:
         return cls(**row)
 
 
+METADATA_FIELDS = ("params", "gflops", "top1", "top5", "license")
 # Fetched from the plugin, never kept in the index.
 CODE = ("factory", "adapt_head", "load_filter", "fx_leaves", "size_kwargs")
 FIELDS = {
@@ -83,6 +91,7 @@ FIELDS = {
     "interpolation",
     "crop_pct",
     "description",
+    *METADATA_FIELDS,
     "adapt_head",
     "load_filter",
     "fx_leaves",
@@ -127,6 +136,7 @@ def _check_fields(name: str, factory: Callable, extra: dict) -> None:
         )
     if not callable(factory):
         raise PluginError(f"register('{name}'): factory must be callable")
+    check_metadata(name, extra)
     for key in ("adapt_head", "load_filter", "size_kwargs"):
         if extra.get(key) is not None and not callable(extra[key]):
             raise PluginError(f"register('{name}'): {key} must be callable")

@@ -3,7 +3,14 @@ caches, and downloading it when the network is allowed."""
 
 from __future__ import annotations
 
-from zoo.weights._cache import candidates, expected_path, find_cached, hf_hub_cache, torch_hub_dir
+from zoo.weights._cache import (
+    LocalFiles,
+    candidates,
+    expected_path,
+    find_cached,
+    hf_hub_cache,
+    torch_hub_dir,
+)
 from zoo.weights._download import download, offline
 from zoo.weights._resolve import (
     FILE_SUFFIXES,
@@ -16,6 +23,7 @@ from zoo.weights._resolve import (
 
 __all__ = [
     "FILE_SUFFIXES",
+    "LocalFiles",
     "Resolved",
     "candidates",
     "check_tag",

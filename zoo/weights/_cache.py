@@ -67,3 +67,32 @@ def expected_path(spec: dict) -> Path | None:
         return found
     paths = candidates(spec)
     return paths[0] if paths else None
+
+
+class LocalFiles:
+    """The caches' folders listed once, to answer ``find_cached`` for many tags quickly (a
+    listing of every backbone): only a tag whose file name or hub repository is there is
+    looked for in full."""
+
+    def __init__(self) -> None:
+        self.hub = _names(torch_hub_dir() / "checkpoints")
+        self.hf = _names(hf_hub_cache())
+
+    def find(self, spec: dict) -> Path | None:
+        return find_cached(spec) if self._may_hold(spec) else None
+
+    def _may_hold(self, spec: dict) -> bool:
+        if spec.get("path"):
+            return True
+        repo_id = (spec.get("hf_hub_id") or "").partition("@")[0]
+        if repo_id and "models--" + repo_id.replace("/", "--") in self.hf:
+            return True
+        url = spec.get("url")
+        return bool(url) and (spec.get("filename") or os.path.basename(url)) in self.hub
+
+
+def _names(folder: Path) -> set[str]:
+    try:
+        return set(os.listdir(folder))
+    except OSError:
+        return set()

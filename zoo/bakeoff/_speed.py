@@ -1,0 +1,62 @@
+"""Inference speed, measured the same way for every backbone of a bake-off: the trained
+model, on the run's device, precision and memory format, at the run's batch size and image
+size, apart from the caching pass (which also decodes images)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from zoo.compute import Precision
+
+MIN_SECONDS = 0.3  # time at least this long, and at least MIN_BATCHES batches
+MIN_BATCHES = 1
+MAX_BATCHES = 20
+
+
+def measure(
+    model: nn.Module,
+    image_size: tuple[int, int],
+    batch_size: int,
+    device: torch.device,
+    precision: Precision,
+) -> tuple[float, float]:
+    """Images per second of ``model``'s forward pass, timed after one warm-up batch, and its
+    GFLOPs per image (a multiply-add counted once), counted on that warm-up batch.
+
+    >>> measure(model, (224, 224), 64, torch.device("cpu"), resolve_precision("fp32"))
+    (812.5, 0.3)
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from zoo.compute import autocast, memory_format
+
+    fmt = memory_format(model, device)
+    model.to(device, memory_format=fmt or torch.preserve_format).eval()
+    batch = torch.randn(batch_size, 3, *image_size, device=device)
+    batch = batch.contiguous(memory_format=fmt) if fmt else batch
+    with torch.inference_mode(), autocast(device, precision):
+        with FlopCounterMode(display=False) as flops:
+            model(batch)  # warm-up: lazy initialisation, allocator, cuDNN's choice
+        _sync(device)
+        start, batches = time.perf_counter(), 0
+        while batches < MIN_BATCHES or (
+            time.perf_counter() - start < MIN_SECONDS and batches < MAX_BATCHES
+        ):
+            model(batch)
+            batches += 1
+        _sync(device)
+    speed = batches * batch_size / (time.perf_counter() - start)
+    return speed, flops.get_total_flops() / 2 / 1e9 / batch_size
+
+
+def _sync(device: torch.device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
