@@ -16,8 +16,8 @@ import sys
 import click
 
 from zoo.cli._backbones import info, list_command, plugins
-from zoo.cli._export import export
 from zoo.cli._compare import compare
+from zoo.cli._export import export
 from zoo.cli._finetune import finetune
 from zoo.cli._runs import evaluate, predict
 from zoo.cli._transfer import transfer
