@@ -60,21 +60,25 @@ def forward(model, inputs):
     return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
 
 
-def criterion(outputs, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss to train on, main head's loss, main logits): cross-entropy, plus the weighted
-    auxiliary losses of inception/googlenet in train mode. The main head's loss is the one to
-    report: it is what evaluation measures, so train and valid losses compare."""
+def criterion(
+    outputs, targets: torch.Tensor, loss_fn=None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss to train on, main head's loss, main logits): ``loss_fn`` (cross-entropy by
+    default), plus the weighted auxiliary losses of inception/googlenet in train mode. The main
+    head's loss is the one to report: it is what evaluation measures, so train and valid
+    losses compare."""
     import torch.nn.functional as F
 
+    loss_fn = loss_fn or F.cross_entropy
     if not isinstance(outputs, (tuple, list)):
-        loss = F.cross_entropy(outputs, targets)
+        loss = loss_fn(outputs, targets)
         return loss, loss, outputs
     main, *aux = [o for o in outputs if o is not None]
-    main_loss = F.cross_entropy(main, targets)
+    main_loss = loss_fn(main, targets)
     weight = AUX_WEIGHTS.get(len(aux), 0.3)
     loss = main_loss
     for logits in aux:
-        loss = loss + weight * F.cross_entropy(logits, targets)
+        loss = loss + weight * loss_fn(logits, targets)
     return loss, main_loss, main
 
 
@@ -90,11 +94,15 @@ def train_epoch(
     memory_format=None,
     update=lambda images, loss: None,
     stop=lambda: False,
+    loss_fn=None,
+    after_step=None,
 ) -> PhaseResult:
     """Train ``model`` over ``loader``'s (inputs, targets) once; raises NonFiniteLoss, or
     StopRequested after the step in flight when ``stop()`` turns true. Inputs are images, or
     tuples of cached features for a suffix model (``zoo.training.cache``). The loss trained on
-    includes auxiliary heads' losses; the one reported is the main head's, as in ``evaluate``."""
+    includes auxiliary heads' losses; the one reported is the main head's, as in ``evaluate``.
+    ``loss_fn(logits, targets)`` replaces cross-entropy (targets may be soft: (N, classes));
+    ``after_step()`` runs after each optimizer step (warmup, weight averaging)."""
     import time
 
     model.train()
@@ -104,7 +112,7 @@ def train_epoch(
         images = to_device(images, device, memory_format)
         targets = targets.to(device, non_blocking=True)
         with autocast(device, precision):
-            loss, main_loss, logits = criterion(forward(model, images), targets)
+            loss, main_loss, logits = criterion(forward(model, images), targets, loss_fn)
         value = loss.item()
         if not math.isfinite(value):
             raise NonFiniteLoss(
@@ -112,14 +120,7 @@ def train_epoch(
                 "keeping the files of the last good epoch; try a lower --lr "
                 "or --precision fp32"
             )
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        _optimizer_step(loss, optimizer, scaler, after_step)
         reported = main_loss.item() if main_loss is not loss else value
         _accumulate(result, reported, logits, targets)
         update(len(targets), reported * len(targets))
@@ -127,6 +128,19 @@ def train_epoch(
             raise StopRequested
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _optimizer_step(loss, optimizer, scaler, after_step) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    if after_step is not None:
+        after_step()
 
 
 def evaluate(
@@ -170,6 +184,8 @@ def evaluate(
 
 def _accumulate(result: PhaseResult, mean_loss: float, logits, targets) -> None:
     n = len(targets)
+    if targets.dim() > 1:  # soft targets (mixup, cutmix): the class with the most weight
+        targets = targets.argmax(1)
     result.loss_sum += mean_loss * n
     result.correct += int((logits.argmax(1) == targets).sum())
     result.count += n

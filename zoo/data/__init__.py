@@ -11,13 +11,14 @@ from zoo.data._folders import (
     scan_image_folder,
 )
 from zoo.data._images import find_unreadable, load_rgb
-from zoo.data._loaders import Loaders, batch_indices, default_workers, make_loaders
+from zoo.data._loaders import Loaders, batch_indices, default_workers, make_loaders, train_steps
 from zoo.data._preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
-from zoo.data._sampling import EpochSampler, epoch_seed, seeded_dataset
-from zoo.data._transforms import build_transform, normalize_batch
+from zoo.data._sampling import BalancedSampler, EpochSampler, epoch_seed, seeded_dataset
+from zoo.data._transforms import augment_policy, build_transform, normalize_batch
 from zoo.data._walk import IMAGE_EXTENSIONS, expand_images, looks_like_run, walk_images
 
 __all__ = [
+    "BalancedSampler",
     "CLASSES",
     "COUNTS",
     "DataSplit",
@@ -28,6 +29,7 @@ __all__ = [
     "Loaders",
     "NAME",
     "Preprocessing",
+    "augment_policy",
     "batch_indices",
     "build_transform",
     "default_workers",
@@ -44,6 +46,7 @@ __all__ = [
     "scan_eval_folder",
     "scan_image_folder",
     "seeded_dataset",
+    "train_steps",
     "walk_images",
 ]
 

@@ -14,7 +14,11 @@ from zoo.errors import TrainingError
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("step", "multistep", "exponential", "plateau", "cosine", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+AUGMENT_POLICIES = ("none", "trivial", "rand", "auto", "augmix")
+CLASS_WEIGHTS = ("none", "auto")
+RECIPES = ("seeds", "modern")
 FLOATS = ("lr", "momentum", "weight_decay", "gamma", "val_split")  # each must be finite
+RECIPE_FLOATS = ("warmup_epochs", "label_smoothing", "mixup", "cutmix", "ema", "layer_decay")
 
 
 @dataclass
@@ -26,6 +30,9 @@ class TrainConfig:
         "optimizer": OPTIMIZERS,
         "scheduler": SCHEDULERS,
         "precision": PRECISIONS,
+        "augment_policy": AUGMENT_POLICIES,
+        "class_weights": CLASS_WEIGHTS,
+        "recipe": RECIPES,
     }
 
     name: str | None = None  # the backbone, [SOURCE:]ARCH[.TAG]
@@ -54,6 +61,23 @@ class TrainConfig:
     image_size: int | None = None  # override the backbone's input size
     augment: bool = True  # random resized crop and horizontal flip while training
     cache_features: bool | None = None  # None: automatic
+    # Recipes beyond the seeds' (zoo.training._recipe); --recipe modern sets several at once.
+    recipe: str = "seeds"  # the bundle the defaults below came from (RECIPE_VALUES)
+    warmup_epochs: float = 0.0  # linear warmup, counted in optimizer steps
+    label_smoothing: float = 0.0
+    augment_policy: str = "none"  # torchvision's policy on top of crop and flip
+    mixup: float = 0.0  # Beta(a, a) mixing of image pairs; 0: off
+    cutmix: float = 0.0  # Beta(a, a) box pasting; 0: off
+    ema: float | None = None  # decay of the weights' moving average; None: off
+    layer_decay: float | None = None  # each freeze-point stage gets F times the one above
+    unfreeze_after: int | None = None  # epochs with --freeze-until, then everything trains
+    class_weights: str = "none"  # auto: inverse class frequency in the loss
+    balanced: bool = False  # draw every class equally often each epoch
+
+    @property
+    def random_augmentation(self) -> bool:
+        """True when the train images differ from epoch to epoch (no cache can serve them)."""
+        return self.augment or self.augment_policy != "none" or self.mixup > 0 or self.cutmix > 0
 
     def check(self) -> TrainConfig:
         """Raise TrainingError for an option no run could use."""
@@ -77,7 +101,37 @@ class TrainConfig:
             raise TrainingError(f"--gamma must be in (0, 1], got {self.gamma}")
         for name, choices in self.CHOICES.items():
             _choice(name, getattr(self, name), choices)
+        self._check_recipe()
         return self
+
+    def _check_recipe(self) -> None:
+        for name in RECIPE_FLOATS:
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise TrainingError(f"{self.flag(name)} must be a finite number, got {value}")
+        for name in ("warmup_epochs", "mixup", "cutmix"):
+            if getattr(self, name) < 0:
+                raise TrainingError(
+                    f"{self.flag(name)} must not be negative, got {getattr(self, name)}"
+                )
+        if not 0 <= self.label_smoothing < 1:
+            raise TrainingError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise TrainingError(f"--ema must be in (0, 1), e.g. 0.999, got {self.ema}")
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise TrainingError(f"--layer-decay must be in (0, 1], got {self.layer_decay}")
+        self._check_unfreeze()
+
+    def _check_unfreeze(self) -> None:
+        if self.unfreeze_after is None:
+            return
+        if not self.freeze_until:
+            raise TrainingError("--unfreeze-after needs --freeze-until: name what to unfreeze")
+        if not 0 < self.unfreeze_after < self.epochs:
+            raise TrainingError(
+                f"--unfreeze-after must be between 1 and --epochs - 1 ({self.epochs - 1}), "
+                f"got {self.unfreeze_after}"
+            )
 
     @staticmethod
     def flag(option: str) -> str:

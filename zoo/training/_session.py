@@ -39,7 +39,8 @@ class RunData:
 
 @dataclass
 class Session:
-    """One run's parts; nothing here changes after set-up but ``state``."""
+    """One run's parts; nothing here changes after set-up but ``state``, and ``source`` at
+    the --unfreeze-after boundary (``zoo.training._stages.unfreeze_session``)."""
 
     config: TrainConfig
     dist: Dist  # this process's place under torchrun
@@ -55,6 +56,8 @@ class Session:
     source: BatchSource  # where each phase's batches come from, and the module they go to
     state: TrainingState  # the model, optimizer, scheduler, scaler and progress: last.pt
     counts: tuple[int, int]  # frozen and trainable parameters
+    loss_fn: object = None  # the training loss (zoo.training._recipe.build_loss)
+    mixer: object = None  # mixup/cutmix on each training batch, or None
 
     @property
     def model(self) -> nn.Module:

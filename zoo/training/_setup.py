@@ -21,15 +21,18 @@ from zoo.data import (
     embedded_dataset,
     make_loaders,
     scan_image_folder,
+    train_steps,
 )
 from zoo.errors import DataError, RunError
 from zoo.runs import RunDir, default_output
 from zoo.training import _distributed as distributed
 from zoo.training._progress import Reporter
+from zoo.training._recipe import build_average, build_loss, build_mixer, build_warmup
 from zoo.training._record import config_record
 from zoo.training._resume import check_epochs, check_nothing_ran, resize_schedule
 from zoo.training._seeding import seed_everything
 from zoo.training._session import RunData, Session
+from zoo.training._stages import parameter_groups, unfreeze
 from zoo.training._state import TrainingState, load_last
 from zoo.training._writer import writer_for
 from zoo.training.cache._source import choose_batch_source
@@ -205,9 +208,12 @@ def _assemble(
     prepare_backends(device)
     fmt = memory_format(model, device)
     model.to(device, memory_format=fmt or torch.preserve_format)
-    state = _training_state(model, config, device, setting.precision)
+    steps = train_steps(len(data.split.train), config.batch_size, dist.world)
+    state = _training_state(model, config, device, setting.precision, steps)
     if saved is not None:  # before the batch source: the feature cache's key is the prefix's
         load_last(run, state, saved)
+    if config.unfreeze_after and state.progress.epoch >= config.unfreeze_after:
+        unfreeze(model, config)  # a run resumed after its boundary never freezes again
     train_model = distributed.wrap(model, dist, device)
     source, lines = choose_batch_source(
         config, model, train_model, data.split, pre, setting.precision, device,
@@ -224,21 +230,31 @@ def _assemble(
         config=config, dist=dist, reporter=setting.reporter, run=run,
         writer=writer_for(run, dist), data=data, meta=meta, device=device,
         precision=setting.precision, memory_format=fmt, loaders=loaders, source=source,
-        state=state, counts=counts,
+        state=state, counts=counts, loss_fn=training_loss(config, data, device),
+        mixer=build_mixer(config, data.num_classes),
     )  # fmt: skip
 
 
-def _training_state(model, config: TrainConfig, device: torch.device, precision: Precision):
+def _training_state(
+    model, config: TrainConfig, device: torch.device, precision: Precision, steps: int
+):
     import torch
 
     from zoo.training._optim import build_optimizer, build_scheduler
 
-    optimizer = build_optimizer(model.parameters(), config)
+    optimizer = build_optimizer(parameter_groups(model, config), config)
     scheduler = build_scheduler(optimizer, config)
     scaler = torch.amp.GradScaler(device.type) if precision.scaler else None
     state = TrainingState(model, optimizer, scheduler, scaler)
+    state.warmup = build_warmup(optimizer, config, steps)  # after the epoch scheduler
+    state.average = build_average(model, config)
     state.progress.schedule_epochs = config.epochs
     return state
+
+
+def training_loss(config: TrainConfig, data: RunData, device: torch.device):
+    """The loss the training phase uses (--label-smoothing, --class-weights)."""
+    return build_loss(config, [label for _, label in data.split.train], data.num_classes, device)
 
 
 def _counts(model) -> tuple[int, int]:

@@ -22,7 +22,9 @@ from zoo import compute
 from zoo.errors import Interrupted, StopRequested
 from zoo.training import _distributed as distributed
 from zoo.training._optim import step_scheduler
+from zoo.training._recipe import averaged_weights, mix_batches
 from zoo.training._seeding import seed_everything
+from zoo.training._stages import at_boundary, unfreeze_session
 
 if TYPE_CHECKING:
     from zoo.training._session import Session
@@ -95,10 +97,12 @@ def _patience_ran_out(session: Session) -> bool:
 
 def run_epoch(session: Session, epoch: int, stop: Callable[[], bool] = lambda: False) -> dict:
     """Train and validate once, step the scheduler, write the epoch's files; its metrics row."""
+    if at_boundary(session, epoch):
+        unfreeze_session(session)
     seed_everything(session.config.seed, epoch)  # dropout and anything else in the model
     session.loaders.set_epoch(epoch)
     optimizer = session.state.optimizer
-    lr = optimizer.param_groups[0]["lr"]
+    lr = max(g["lr"] for g in optimizer.param_groups)  # the head's, under --layer-decay
     results = {}
     for phase in PHASES:
         loader = getattr(session.loaders, phase)
@@ -130,12 +134,24 @@ def _run_phase(session: Session, phase: str, loader, epoch: int, update, stop):
         "memory_format": session.memory_format,
         "update": update,
     }
-    if phase == "valid":
-        return compute.evaluate(model, batches, **where)
     state = session.state
+    if phase == "valid":
+        with averaged_weights(state.model, state.average):  # --ema: validate the average
+            return compute.evaluate(model, batches, **where)
+    if session.mixer is not None:
+        batches = mix_batches(batches, session.mixer, session.config.seed, epoch, session.dist.rank)
     return compute.train_epoch(
-        model, batches, state.optimizer, scaler=state.scaler, epoch=epoch, stop=stop, **where
-    )
+        model, batches, state.optimizer, scaler=state.scaler, epoch=epoch, stop=stop,
+        loss_fn=session.loss_fn, after_step=lambda: _after_step(state), **where,
+    )  # fmt: skip
+
+
+def _after_step(state) -> None:
+    """What follows each optimizer step: the warmup's next rate, the weights' average."""
+    if state.warmup is not None:
+        state.warmup.step()
+    if state.average is not None:
+        state.average.update_parameters(state.model)
 
 
 def _reduce(session: Session, result: compute.PhaseResult) -> compute.PhaseResult:
