@@ -77,7 +77,17 @@ class TrainConfig:
     @property
     def random_augmentation(self) -> bool:
         """True when the train images differ from epoch to epoch (no cache can serve them)."""
-        return self.augment or self.augment_policy != "none" or self.mixup > 0 or self.cutmix > 0
+        return bool(self.no_random_augmentation())
+
+    def no_random_augmentation(self) -> list[str]:
+        """The flags that would turn this run's random augmentation off."""
+        turned_on = {
+            "--no-augment": self.augment,
+            "--augment-policy none": self.augment_policy != "none",
+            "--mixup 0": self.mixup > 0,
+            "--cutmix 0": self.cutmix > 0,
+        }
+        return [flag for flag, on in turned_on.items() if on]
 
     def check(self) -> TrainConfig:
         """Raise TrainingError for an option no run could use."""

@@ -90,8 +90,17 @@ def format_epoch(row: dict, epochs: int) -> str:
         f"epoch {row['epoch']}/{epochs}  train loss {row['train_loss']:.4f} "
         f"acc {row['train_acc']:.2%}  valid loss {row['val_loss']:.4f} "
         f"acc {row['val_acc']:.2%}  lr {row['lr']:.3g}  {row['seconds']:.1f}s  "
-        f"{row['train_images_per_s']:.0f} img/s"
+        f"{row['train_images_per_s']:.0f} img/s" + _lowest_classes(row)
     )
+
+
+def _lowest_classes(row: dict, count: int = 3) -> str:
+    """Imbalanced classes: the lowest valid accuracies, by class."""
+    accuracy = row.get("val_class_acc")
+    if not accuracy:
+        return ""
+    lowest = sorted(accuracy.items(), key=lambda item: item[1])[:count]
+    return "  lowest class acc: " + ", ".join(f"{name} {acc:.0%}" for name, acc in lowest)
 
 
 def format_summary(summary: dict, run_dir: str) -> str:

@@ -116,3 +116,21 @@ def averaged_weights(model, average):
         yield
     finally:
         model.load_state_dict(own)
+
+
+def imbalanced(labels: list[int], ratio: float = 2.0) -> bool:
+    """Whether the most frequent class in ``labels`` has ``ratio`` times the rarest's count:
+    then the epoch line shows the classes with the lowest valid accuracy."""
+    from collections import Counter
+
+    counts = Counter(labels).values()
+    return len(counts) > 1 and max(counts) >= ratio * min(counts)
+
+
+def class_accuracy(confusion: list[list[int]], classes: list[str]) -> dict[str, float]:
+    """Each class's valid accuracy (its recall) from the confusion matrix, by class name."""
+    return {
+        name: row[i] / sum(row)
+        for i, (name, row) in enumerate(zip(classes, confusion, strict=False))
+        if sum(row)
+    }

@@ -58,6 +58,7 @@ class Session:
     counts: tuple[int, int]  # frozen and trainable parameters
     loss_fn: object = None  # the training loss (zoo.training._recipe.build_loss)
     mixer: object = None  # mixup/cutmix on each training batch, or None
+    per_class: bool = False  # imbalanced classes: the epoch row has each one's valid accuracy
 
     @property
     def model(self) -> nn.Module:

@@ -27,7 +27,13 @@ from zoo.errors import DataError, RunError
 from zoo.runs import RunDir, default_output
 from zoo.training import _distributed as distributed
 from zoo.training._progress import Reporter
-from zoo.training._recipe import build_average, build_loss, build_mixer, build_warmup
+from zoo.training._recipe import (
+    build_average,
+    build_loss,
+    build_mixer,
+    build_warmup,
+    imbalanced,
+)
 from zoo.training._record import config_record
 from zoo.training._resume import check_epochs, check_nothing_ran, resize_schedule
 from zoo.training._seeding import seed_everything
@@ -232,6 +238,7 @@ def _assemble(
         precision=setting.precision, memory_format=fmt, loaders=loaders, source=source,
         state=state, counts=counts, loss_fn=training_loss(config, data, device),
         mixer=build_mixer(config, data.num_classes),
+        per_class=imbalanced([label for _, label in data.split.train]),
     )  # fmt: skip
 
 

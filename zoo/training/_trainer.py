@@ -22,7 +22,7 @@ from zoo import compute
 from zoo.errors import Interrupted, StopRequested
 from zoo.training import _distributed as distributed
 from zoo.training._optim import step_scheduler
-from zoo.training._recipe import averaged_weights, mix_batches
+from zoo.training._recipe import averaged_weights, class_accuracy, mix_batches
 from zoo.training._seeding import seed_everything
 from zoo.training._stages import at_boundary, unfreeze_session
 
@@ -121,6 +121,8 @@ def run_epoch(session: Session, epoch: int, stop: Callable[[], bool] = lambda: F
         "seconds": train.seconds + valid.seconds,
         "train_images_per_s": train.count / max(train.seconds, 1e-9),
     }
+    if valid.confusion is not None:  # imbalanced classes: each one's accuracy
+        row["val_class_acc"] = class_accuracy(valid.confusion, session.data.classes)
     _finish_epoch(session, row)
     return row
 
@@ -137,7 +139,8 @@ def _run_phase(session: Session, phase: str, loader, epoch: int, update, stop):
     state = session.state
     if phase == "valid":
         with averaged_weights(state.model, state.average):  # --ema: validate the average
-            return compute.evaluate(model, batches, **where)
+            classes = session.data.num_classes if session.per_class else None
+            return compute.evaluate(model, batches, num_classes=classes, **where)
     if session.mixer is not None:
         batches = mix_batches(batches, session.mixer, session.config.seed, epoch, session.dist.rank)
     return compute.train_epoch(
@@ -158,10 +161,15 @@ def _reduce(session: Session, result: compute.PhaseResult) -> compute.PhaseResul
     """Sums over every rank, so metrics cover the whole data set (one image, one count)."""
     if not session.dist.enabled:
         return result
-    loss_sum, correct, count = distributed.sum_across(
-        session.dist, [result.loss_sum, result.correct, result.count]
+    cells = [c for row in result.confusion or [] for c in row]
+    loss_sum, correct, count, *cells = distributed.sum_across(
+        session.dist, [result.loss_sum, result.correct, result.count, *cells]
     )
-    return compute.PhaseResult(loss_sum, int(correct), int(count), result.seconds)
+    reduced = compute.PhaseResult(loss_sum, int(correct), int(count), result.seconds)
+    if result.confusion is not None:
+        n = len(result.confusion)
+        reduced.confusion = [[int(c) for c in cells[i * n : (i + 1) * n]] for i in range(n)]
+    return reduced
 
 
 def _finish_epoch(session: Session, row: dict) -> None:

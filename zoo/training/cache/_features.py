@@ -143,7 +143,8 @@ def _reason_not_to_cache(config: TrainConfig, distributed: bool) -> str | None:
     if not config.freeze_until:
         return "nothing is frozen (see --freeze-until)"
     if config.random_augmentation:
-        return "random augmentation changes every epoch's input; pass --no-augment to cache"
+        flags = " ".join(config.no_random_augmentation())
+        return f"random augmentation changes every epoch's input; pass {flags} to cache"
     if distributed:
         return "not under torchrun (each process would cache its own share)"
     return None
