@@ -4,6 +4,7 @@ run."""
 from __future__ import annotations
 
 from zoo.runs._evaluate import Trained, evaluate, load_trained, output_names, predict
+from zoo.runs._lr_plot import plot_lr_find
 from zoo.runs._plots import plot_confusion, plot_curves
 from zoo.runs._rundir import RunDir, default_output, is_run, versions
 
@@ -17,6 +18,7 @@ __all__ = [
     "output_names",
     "plot_confusion",
     "plot_curves",
+    "plot_lr_find",
     "predict",
     "versions",
 ]
