@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch makes pip fetch a multi-GB build.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install weights demo test lint format bench bench-gpu clean
+.PHONY: install weights demo test lint format bench bench-gpu clean bench-recipes
 
 # compat: the project root goes on sys.path, so a `zoo/` folder in the current directory (the
 # clone itself, seen from its parent) cannot shadow the package as a namespace package.
@@ -48,6 +48,11 @@ bench: install
 # resnet50 at 224 px on synthetic images: meant for a GPU (a CPU takes minutes a setting).
 bench-gpu: install
 	$(BIN)/python benchmarks/throughput.py
+
+# --recipe seeds, modern and fastai-style on scikit-learn's digits (10 images a class) from the
+# real MobileNetV2 IMAGENET1K_V1 file (scripts/fetch_weights.py, or the tests' copy).
+bench-recipes: install
+	$(BIN)/python benchmarks/recipes.py
 
 lint: install
 	$(BIN)/ruff check zoo tests plugins benchmarks scripts
