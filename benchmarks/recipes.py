@@ -122,11 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--image-size", type=int, default=32, help="Digits upscaled to this.")
-    parser.add_argument("--only", nargs="+", choices=sorted(RECIPES), help="These recipes only.")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        choices=sorted(RECIPES),
+        help="These recipes only (none: --extra only).",
+    )
     parser.add_argument("--extra", nargs="*", default=[], help='NAME="ARGS" to compare too.')
     parser.add_argument("--json", help="Write the rows to this file.")
     args = parser.parse_args(argv)
-    recipes = {k: v for k, v in RECIPES.items() if not args.only or k in args.only}
+    recipes = {k: v for k, v in RECIPES.items() if args.only is None or k in args.only}
     recipes.update(dict(item.split("=", 1) for item in args.extra))
     seeds = " ".join(map(str, args.seeds))
     print(f"mobilenet_v2.IMAGENET1K_V1 on digits at {args.image_size} px, 10 images a class, "

@@ -90,7 +90,7 @@ def test_the_config_file_and_the_recipe_give_values_the_flags_override(tiny, dat
     options = json.loads((out / "config.json").read_text())["options"]
     modern = RECIPE_VALUES["modern"]
     assert options["recipe"] == "modern" and options["optimizer"] == modern["optimizer"]
-    assert options["ema"] == modern["ema"] and options["augment_policy"] == modern["augment_policy"]
+    assert options["ema"] == modern["ema"] and options["warmup_epochs"] == modern["warmup_epochs"]
     assert options["label_smoothing"] == 0.2  # the file over the recipe
     assert options["lr"] == 0.02  # the flag over the file
     assert options["epochs"] == 1 and options["unfreeze_after"] is None

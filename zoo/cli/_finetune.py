@@ -89,7 +89,7 @@ def option(name: str, *decls: str, negatable: bool = False, **kwargs):
 @option(
     "recipe",
     help="A bundle of the options below: seeds (the seeds' recipe) or modern "
-    "(AdamW, cosine with warmup, label smoothing, TrivialAugment, EMA; see README). "
+    "(AdamW, cosine with warmup, label smoothing, EMA; see README). "
     "Options given win.",
 )
 @click.option(
