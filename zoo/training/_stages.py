@@ -91,5 +91,9 @@ def unfreeze_session(session) -> None:
 
 
 def at_boundary(session, epoch: int) -> bool:
-    """Whether ``epoch`` is the first to train with everything unfrozen."""
-    return session.config.unfreeze_after is not None and epoch == session.config.unfreeze_after + 1
+    """Whether ``epoch`` is the first to train with everything unfrozen, and something is
+    still frozen (a run resumed at the boundary was unfrozen at set-up)."""
+    after = session.config.unfreeze_after
+    if after is None or epoch != after + 1:
+        return False
+    return not all(p.requires_grad for p in session.model.parameters())

@@ -74,8 +74,10 @@ class TrainingState:
             "scaler": _state_or_none(self.scaler),
             "progress": self.progress.state_dict(),
             "rng": rng_state(),
-            "warmup": _state_or_none(self.warmup),
         }
+        # Only with the recipe that needs them: last.pt keeps the keys of older runs otherwise.
+        if self.warmup is not None:
+            state["warmup"] = self.warmup.state_dict()
         if self.average is not None:
             state["trained_model"] = cpu_state(self.model)
             state["average_steps"] = int(self.average.n_averaged)
