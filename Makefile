@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch makes pip fetch a multi-GB build.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install weights demo test test-slow lint format bench bench-gpu bench-precision bench-compare clean
+.PHONY: install weights demo test test-slow lint format bench bench-gpu bench-precision bench-compare bench-recipes clean
 
 # compat: the project root goes on sys.path, so a `zoo/` folder in the current directory (the
 # clone itself, seen from its parent) cannot shadow the package as a namespace package.
@@ -61,6 +61,11 @@ bench-gpu: install
 # bf16 against fp32 fine-tuning real MobileNetV2 weights (and resnet34) on digits, 3 seeds.
 bench-precision: install weights
 	$(BIN)/python benchmarks/precision.py
+
+# --recipe seeds, modern and fastai-style on scikit-learn's digits (10 images a class) from the
+# real MobileNetV2 IMAGENET1K_V1 file (scripts/fetch_weights.py, or the tests' copy).
+bench-recipes: install
+	$(BIN)/python benchmarks/recipes.py
 
 lint: install
 	$(BIN)/ruff check zoo tests plugins benchmarks scripts

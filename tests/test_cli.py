@@ -98,7 +98,7 @@ def test_finetune_options_take_their_choices_and_defaults_from_trainconfig():
         assert params[name].show_default == str(getattr(defaults, name)), name
     assert params["lr"].show_default == "0.001" and params["weight_decay"].show_default == "0"
     # None: finetune passes on only what was typed; a resumed run reads the rest.
-    options = [p for p in params.values() if p.name not in ("name", "resume")]
+    options = [p for p in params.values() if p.name not in ("name", "resume", "config")]
     assert {p.name for p in options} <= set(defaults.to_dict())
     assert all(p.default is None for p in options)
     assert all(p.opts[-1] == TrainConfig.flag(p.name) for p in options if not p.secondary_opts)

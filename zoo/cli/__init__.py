@@ -4,7 +4,7 @@ Every ``ZooError``, and every ``OSError`` (a path the system refuses), becomes o
 stderr and exit status 1; ``--debug`` shows the traceback instead. Ctrl-C is a stop, not an
 error: one line without the ``Error:`` label, and exit status 130. Each command family lives
 in its own module: backbones (list, info, plugins), transfer, finetune, runs (evaluate,
-predict), export.
+predict), export, compare, lr-find.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from zoo.cli._backbones import info, list_command, plugins
 from zoo.cli._compare import compare
 from zoo.cli._export import export
 from zoo.cli._finetune import finetune
+from zoo.cli._lr_find import lr_find
 from zoo.cli._runs import evaluate, predict
 from zoo.cli._transfer import transfer
 from zoo.errors import ZooError, one_line
@@ -73,7 +74,7 @@ def cli(ctx: click.Context, debug: bool, offline: bool) -> None:
 
 
 for _command in (
-    list_command, info, plugins, transfer, finetune, evaluate, predict, export, compare,
+    list_command, info, plugins, transfer, finetune, evaluate, predict, export, compare, lr_find,
 ):  # fmt: skip
     cli.add_command(_command)
 del _command

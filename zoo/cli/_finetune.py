@@ -151,6 +151,46 @@ def _int_list(value: str | None) -> list[int] | None:
     help="Write the per-epoch scalars as TensorBoard events under RUN/tensorboard/ "
     "(pip install 'zoo[tensorboard]'; view with: tensorboard --logdir runs).",
 )
+@option(
+    "recipe",
+    help="A bundle of the options below: seeds (the seeds' recipe) or modern "
+    "(AdamW, cosine with warmup, label smoothing, EMA; see README). "
+    "Options given win.",
+)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    help="A TOML file of options named as in config.json (label_smoothing = 0.1); "
+    "options given on the command line win.",
+)
+@option("warmup_epochs", type=float, help="Linear learning-rate warmup, counted in steps.")
+@option("label_smoothing", type=float, help="Label smoothing in [0, 1).")
+@option("augment_policy", help="torchvision's augmentation policy on top of crop and flip.")
+@option("mixup", type=float, help="Mixup alpha; 0: off.")
+@option("cutmix", type=float, help="CutMix alpha; 0: off (with --mixup: one or the other).")
+@option(
+    "ema",
+    type=float,
+    help="Average the weights with this decay (e.g. 0.999); "
+    "validation and the saved weights use the average.",
+)
+@option(
+    "layer_decay",
+    type=float,
+    help="The head gets --lr, each freeze-point stage below it this times the one above.",
+)
+@option(
+    "unfreeze_after",
+    type=int,
+    help="Train with --freeze-until for N epochs, then unfreeze everything.",
+)
+@option("class_weights", help="auto: weigh the loss by inverse class frequency.")
+@option(
+    "balanced",
+    is_flag=True,
+    help="Each epoch draws every class equally often "
+    "(with replacement, as many images as the training set holds).",
+)
 @click.option(
     "--resume",
     type=click.Path(file_okay=False),
@@ -165,6 +205,7 @@ def finetune(name, resume, **options):
     zoo finetune resnet34 --data ./pets --freeze-until layer3 --no-augment  # caches features
     zoo finetune --resume runs/resnet34-20261122-101500 --epochs 40
     zoo finetune resnet34 --labels ./photos/tags.csv --multi-label
+    zoo finetune mobilenet_v2 --data ./pets --recipe modern --epochs 10
 
     The run directory holds config.json, metrics.jsonl, best.pt, last.pt, summary.json,
     curves.png and README.md (the model card). Ctrl-C saves and prints the resume command.

@@ -62,21 +62,25 @@ def forward(model, inputs):
     return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
 
 
-def criterion(outputs, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss to train on, main head's loss, main logits): cross-entropy, plus the weighted
-    auxiliary losses of inception/googlenet in train mode. The main head's loss is the one to
-    report: it is what evaluation measures, so train and valid losses compare."""
+def criterion(
+    outputs, targets: torch.Tensor, loss_fn=None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss to train on, main head's loss, main logits): ``loss_fn`` (cross-entropy by
+    default), plus the weighted auxiliary losses of inception/googlenet in train mode. The main
+    head's loss is the one to report: it is what evaluation measures, so train and valid
+    losses compare."""
     import torch.nn.functional as F
 
+    loss_fn = loss_fn or F.cross_entropy
     if not isinstance(outputs, (tuple, list)):
-        loss = F.cross_entropy(outputs, targets)
+        loss = loss_fn(outputs, targets)
         return loss, loss, outputs
     main, *aux = [o for o in outputs if o is not None]
-    main_loss = F.cross_entropy(main, targets)
+    main_loss = loss_fn(main, targets)
     weight = AUX_WEIGHTS.get(len(aux), 0.3)
     loss = main_loss
     for logits in aux:
-        loss = loss + weight * F.cross_entropy(logits, targets)
+        loss = loss + weight * loss_fn(logits, targets)
     return loss, main_loss, main
 
 
@@ -93,13 +97,17 @@ def train_epoch(
     update=lambda images, loss: None,
     stop=lambda: False,
     check_every: int = CHECK_EVERY,
+    loss_fn=None,
+    after_step=None,
 ) -> PhaseResult:
     """Train ``model`` over ``loader``'s (inputs, targets) once; raises NonFiniteLoss, or
     StopRequested after the step in flight when ``stop()`` turns true. Inputs are images, or
     tuples of cached features for a suffix model (``zoo.training.cache``). The loss trained on
     includes auxiliary heads' losses; the one reported is the main head's, as in ``evaluate``.
     No step waits for the device (``Tally``); ``update(images, loss_sum)`` gets the loss as a
-    device tensor, and reading it is the caller's choice."""
+    device tensor, and reading it is the caller's choice. ``loss_fn(logits, targets)``
+    replaces cross-entropy (targets may be soft: (N, classes)); ``after_step()`` runs after
+    each optimizer step (warmup, weight averaging)."""
     import time
 
     model.train()
@@ -109,15 +117,8 @@ def train_epoch(
         images = to_device(images, device, memory_format)
         targets = targets.to(device, non_blocking=True)
         with autocast(device, precision):
-            loss, main_loss, logits = criterion(forward(model, images), targets)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+            loss, main_loss, logits = criterion(forward(model, images), targets, loss_fn)
+        _optimizer_step(loss, optimizer, scaler, after_step)
         tally.add(loss, main_loss, logits, targets)
         update(len(targets), main_loss.detach() * len(targets))
         if step % check_every == 0:
@@ -128,6 +129,19 @@ def train_epoch(
     result = tally.result()  # waits for the device: the time below covers its work
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _optimizer_step(loss, optimizer, scaler, after_step) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    if after_step is not None:
+        after_step()
 
 
 def evaluate(
@@ -187,6 +201,8 @@ class Tally:
     def add(self, loss, main_loss, logits, targets) -> None:
         self.trained.append((main_loss if loss is None else loss).detach().float())
         self.reported.append(main_loss.detach().float())
+        if targets.dim() > 1:  # soft targets (mixup, cutmix): the class with the most weight
+            targets = targets.argmax(1)
         self.correct.append((logits.argmax(1) == targets).sum())
         self.sizes.append(len(targets))
 

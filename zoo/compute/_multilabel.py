@@ -19,7 +19,14 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from zoo.compute._loop import AUX_WEIGHTS, PhaseResult, autocast, forward, to_device
+from zoo.compute._loop import (
+    AUX_WEIGHTS,
+    PhaseResult,
+    _optimizer_step,
+    autocast,
+    forward,
+    to_device,
+)
 from zoo.errors import NonFiniteLoss, StopRequested
 
 if TYPE_CHECKING:
@@ -34,10 +41,13 @@ class MultiLabelResult(PhaseResult):
     targets: list = field(default_factory=list, repr=False)  # (batch, labels) 0/1
 
 
-def multilabel_criterion(outputs, targets, pos_weight=None):
+def multilabel_criterion(outputs, targets, pos_weight=None, label_smoothing: float = 0.0):
     """(loss to train on, main head's loss, main logits): binary cross-entropy with logits,
     averaged over images and labels, plus inception/googlenet's weighted auxiliary losses.
-    ``pos_weight`` (one per label, see ``positive_weights``) weighs each label's positives."""
+    ``pos_weight`` (one per label, see ``positive_weights``) weighs each label's positives;
+    ``label_smoothing`` e pulls each 0/1 target towards 1/2 (1 - e/2 and e/2)."""
+    if label_smoothing:
+        targets = targets.float() * (1 - label_smoothing) + label_smoothing / 2
     if not isinstance(outputs, (tuple, list)):
         loss = _bce(outputs, targets, pos_weight)
         return loss, loss, outputs
@@ -101,9 +111,11 @@ def train_epoch_multilabel(
     threshold: float = 0.5,
     update=lambda images, loss: None,
     stop=lambda: False,
+    label_smoothing: float = 0.0,
+    after_step=None,
 ) -> MultiLabelResult:
     """``zoo.compute.train_epoch`` with the multi-label loss; ``correct`` counts images whose
-    every label is right at ``threshold``."""
+    every label is right at ``threshold``. ``after_step()`` runs after each optimizer step."""
     model.train()
     result = MultiLabelResult()
     start = time.perf_counter()
@@ -111,7 +123,7 @@ def train_epoch_multilabel(
         images = to_device(images, device, memory_format)
         with autocast(device, precision):
             loss, main_loss, logits = multilabel_criterion(
-                forward(model, images), targets, pos_weight
+                forward(model, images), targets, pos_weight, label_smoothing
             )
         value = loss.item()
         if not math.isfinite(value):
@@ -119,14 +131,7 @@ def train_epoch_multilabel(
                 f"loss is {value} at epoch {epoch}, step {step}; stopped, keeping the files of "
                 "the last good epoch; try a lower --lr or --precision fp32"
             )
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        _optimizer_step(loss, optimizer, scaler, after_step)
         reported = main_loss.item() if main_loss is not loss else value
         _accumulate(result, reported * len(targets), logits, targets, threshold)
         update(len(targets), reported * len(targets))

@@ -14,14 +14,15 @@ from zoo.data._folders import (
     scan_image_folder,
 )
 from zoo.data._images import find_unreadable, load_rgb
-from zoo.data._loaders import Loaders, batch_indices, default_workers, make_loaders
+from zoo.data._loaders import Loaders, batch_indices, default_workers, make_loaders, train_steps
 from zoo.data._module import preprocess_module, to_uint8
 from zoo.data._preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
-from zoo.data._sampling import EpochSampler, epoch_seed, seeded_dataset
-from zoo.data._transforms import build_transform, decode_side, normalize_batch
+from zoo.data._sampling import BalancedSampler, EpochSampler, epoch_seed, seeded_dataset
+from zoo.data._transforms import augment_policy, build_transform, decode_side, normalize_batch
 from zoo.data._walk import IMAGE_EXTENSIONS, expand_images, looks_like_run, walk_images
 
 __all__ = [
+    "BalancedSampler",
     "CLASSES",
     "COUNTS",
     "DataSplit",
@@ -32,6 +33,7 @@ __all__ = [
     "Loaders",
     "NAME",
     "Preprocessing",
+    "augment_policy",
     "batch_indices",
     "build_transform",
     "default_workers",
@@ -48,6 +50,7 @@ __all__ = [
     "scan_eval_folder",
     "scan_image_folder",
     "seeded_dataset",
+    "train_steps",
     "walk_images",
     "decode_side",
     "LabelRow",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import TYPE_CHECKING
 
@@ -47,10 +48,11 @@ def make_loaders(
     }
     train_set = ImageDataset(
         split.train,
-        build_transform(pre, train=True, augment=config.augment, normalize="train" not in raw),
+        build_transform(pre, train=True, augment=config.augment, normalize="train" not in raw,
+                        policy=config.augment_policy),
         min_side=decode_side(pre, train=True, augment=config.augment),
-    )
-    sampler = EpochSampler(len(train_set), seed=config.seed, rank=rank, world=world)
+    )  # fmt: skip
+    sampler = _train_sampler(split, config, rank, world)
     # A last batch of one image breaks BatchNorm in train mode: drop it then, and only then.
     lone = len(sampler) % config.batch_size == 1 and len(sampler) > 1
     train = DataLoader(
@@ -75,6 +77,23 @@ def _workers(config: TrainConfig, device, images: int) -> dict:
     batches = -(-images // config.batch_size)
     workers = default_workers(device, batches) if config.workers is None else config.workers
     return {"num_workers": workers, "persistent_workers": workers > 0}
+
+
+def _train_sampler(split, config: TrainConfig, rank: int, world: int):
+    """The train part's sampler: shuffled, or --balanced draws."""
+    from zoo.data._sampling import BalancedSampler, EpochSampler
+
+    if config.balanced:
+        labels = [label for _, label in split.train]
+        return BalancedSampler(labels, seed=config.seed, rank=rank, world=world)
+    return EpochSampler(len(split.train), seed=config.seed, rank=rank, world=world)
+
+
+def train_steps(size: int, batch_size: int, world: int = 1) -> int:
+    """Optimizer steps per epoch of ``make_loaders``' train loader over ``size`` images."""
+    share = math.ceil(size / world)
+    lone = share % batch_size == 1 and share > 1  # the lone last batch it drops
+    return share // batch_size if lone else math.ceil(share / batch_size)
 
 
 def batch_indices(loader) -> list[list[int]]:

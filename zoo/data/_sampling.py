@@ -90,3 +90,33 @@ def seeded_dataset(dataset, seed: int):
                 return self.dataset[index]
 
     return Seeded()
+
+
+class BalancedSampler(EpochSampler):
+    """Each epoch draws ``len(labels)`` images with replacement, every class within one of the
+    same count, from (seed, epoch); each rank takes its disjoint share of the draws."""
+
+    def __init__(self, labels: list[int], *, seed: int = 0, rank: int = 0, world: int = 1):
+        super().__init__(len(labels), seed=seed, rank=rank, world=world)
+        self.labels = list(labels)
+
+    def indices(self) -> list[int]:
+        import torch
+
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch) + 1)
+        by_class = [[i for i, y in enumerate(self.labels) if y == c] for c in self._classes()]
+        share, extra = divmod(self.size, len(by_class))
+        bonus = set(torch.randperm(len(by_class), generator=generator)[:extra].tolist())
+        draws = []
+        for c, members in enumerate(by_class):
+            count = share + (c in bonus)
+            picks = torch.randint(len(members), (count,), generator=generator).tolist()
+            draws += [members[p] for p in picks]
+        order = [draws[i] for i in torch.randperm(len(draws), generator=generator).tolist()]
+        if self.world > 1:
+            total = math.ceil(self.size / self.world) * self.world
+            order += order[: total - self.size]
+        return order[self.rank :: self.world]
+
+    def _classes(self) -> list[int]:
+        return sorted(set(self.labels))

@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 
 
 def build_transform(
-    pre: Preprocessing, *, train: bool, augment: bool = True, normalize: bool = True
+    pre: Preprocessing,
+    *,
+    train: bool,
+    augment: bool = True,
+    normalize: bool = True,
+    policy: str = "none",
 ) -> Callable:
     """The torchvision transform from an RGB PIL image to the normalised tensor a backbone expects.
 
@@ -26,7 +31,8 @@ def build_transform(
     ``augment`` takes a random resized crop and a random horizontal flip instead; training
     without it is the evaluation transform. Without ``normalize`` it stops at the float32
     pixels 0..255, which ``normalize_batch`` then turns into exactly the same floats, a batch at
-    a time.
+    a time. A training ``policy`` (trivial, rand, auto, augmix: torchvision's
+    TrivialAugmentWide, RandAugment, AutoAugment, AugMix) follows the crop and flip.
 
     Example:
         >>> t = build_transform(Preprocessing(input_size=(3, 224, 224)), train=False)
@@ -44,6 +50,8 @@ def build_transform(
         v2.RandomResizedCrop((height, width), interpolation=mode, antialias=True),
         v2.RandomHorizontalFlip(),
     ]
+    if policy != "none":
+        geometry.append(augment_policy(policy, mode))
     floats = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(pre.mean), list(pre.std))]
     return v2.Compose(
         geometry + [v2.ToImage()] + (floats if normalize else []) + [v2.ToPureTensor()]
@@ -87,6 +95,17 @@ class EvalTransform:
             pixels = module.geometry(to_uint8(image)[None])
             out = module.normalize(pixels) if self.normalize else pixels
         return out[0]
+
+
+def augment_policy(name: str, interpolation=None) -> Callable:
+    """torchvision's automatic augmentation policy ``name``: trivial, rand, auto or augmix."""
+    from torchvision.transforms import InterpolationMode, v2
+
+    mode = interpolation or InterpolationMode.BILINEAR
+    if name == "augmix":
+        return v2.AugMix(interpolation=mode)
+    kinds = {"trivial": v2.TrivialAugmentWide, "rand": v2.RandAugment, "auto": v2.AutoAugment}
+    return kinds[name](interpolation=mode)
 
 
 def normalize_batch(images, pre: Preprocessing):

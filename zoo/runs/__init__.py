@@ -6,6 +6,7 @@ from __future__ import annotations
 from zoo.runs._card import hf_config, read_run_meta, save_evaluation, write_card
 from zoo.runs._evaluate import class_metrics, evaluate
 from zoo.runs._exported import EXPORTED_SUFFIXES, Exported, is_exported, load_exported
+from zoo.runs._lr_plot import plot_lr_find
 from zoo.runs._plots import plot_confusion, plot_curves
 from zoo.runs._predict import open_classifier, predict
 from zoo.runs._rundir import RunDir, default_output, is_run, versions
@@ -35,6 +36,7 @@ __all__ = [
     "output_names",
     "plot_confusion",
     "plot_curves",
+    "plot_lr_find",
     "predict",
     "probabilities",
     "versions",

@@ -14,7 +14,11 @@ from zoo.training._optim import build_optimizer, build_scheduler
 from zoo.training._progress import Reporter, reporter_for
 from zoo.training._seeding import seed_everything
 
-_LAZY = {"finetune": "zoo.training._finetune", "FinetuneResult": "zoo.training._trainer"}
+_LAZY = {
+    "finetune": "zoo.training._finetune",
+    "FinetuneResult": "zoo.training._trainer",
+    "lr_find": "zoo.training._lr_find",
+}
 
 __all__ = [
     "FinetuneResult",
@@ -23,6 +27,7 @@ __all__ = [
     "build_optimizer",
     "build_scheduler",
     "finetune",
+    "lr_find",
     "reporter_for",
     "seed_everything",
 ]

@@ -15,7 +15,11 @@ from zoo.errors import TrainingError
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("step", "multistep", "exponential", "plateau", "cosine", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+AUGMENT_POLICIES = ("none", "trivial", "rand", "auto", "augmix")
+CLASS_WEIGHTS = ("none", "auto")
+RECIPES = ("seeds", "modern")
 FLOATS = ("lr", "momentum", "weight_decay", "gamma", "val_split")  # each must be finite
+RECIPE_FLOATS = ("warmup_epochs", "label_smoothing", "mixup", "cutmix", "ema", "layer_decay")
 
 
 @dataclass
@@ -27,6 +31,9 @@ class TrainConfig:
         "optimizer": OPTIMIZERS,
         "scheduler": SCHEDULERS,
         "precision": PRECISIONS,
+        "augment_policy": AUGMENT_POLICIES,
+        "class_weights": CLASS_WEIGHTS,
+        "recipe": RECIPES,
     }
 
     name: str | None = None  # the backbone, [SOURCE:]ARCH[.TAG]
@@ -61,6 +68,33 @@ class TrainConfig:
     multi_label: bool = False  # labels separated by '|', per-label binary cross-entropy
     threshold: float = 0.5  # multi-label: a label is predicted when its probability reaches this
     tensorboard: bool = False  # per-epoch scalars as TensorBoard events under RUN/tensorboard/
+    # Recipes beyond the seeds' (zoo.training._recipe); --recipe modern sets several at once.
+    recipe: str = "seeds"  # the bundle the defaults below came from (RECIPE_VALUES)
+    warmup_epochs: float = 0.0  # linear warmup, counted in optimizer steps
+    label_smoothing: float = 0.0
+    augment_policy: str = "none"  # torchvision's policy on top of crop and flip
+    mixup: float = 0.0  # Beta(a, a) mixing of image pairs; 0: off
+    cutmix: float = 0.0  # Beta(a, a) box pasting; 0: off
+    ema: float | None = None  # decay of the weights' moving average; None: off
+    layer_decay: float | None = None  # each freeze-point stage gets F times the one above
+    unfreeze_after: int | None = None  # epochs with --freeze-until, then everything trains
+    class_weights: str = "none"  # auto: inverse class frequency in the loss
+    balanced: bool = False  # draw every class equally often each epoch
+
+    @property
+    def random_augmentation(self) -> bool:
+        """True when the train images differ from epoch to epoch (no cache can serve them)."""
+        return bool(self.no_random_augmentation())
+
+    def no_random_augmentation(self) -> list[str]:
+        """The flags that would turn this run's random augmentation off."""
+        turned_on = {
+            "--no-augment": self.augment,
+            "--augment-policy none": self.augment_policy != "none",
+            "--mixup 0": self.mixup > 0,
+            "--cutmix 0": self.cutmix > 0,
+        }
+        return [flag for flag, on in turned_on.items() if on]
 
     def check(self) -> TrainConfig:
         """Raise TrainingError for an option no run could use."""
@@ -88,7 +122,42 @@ class TrainConfig:
         _check_labels(self)
         if self.tensorboard:
             _need_tensorboard()
+        self._check_recipe()
         return self
+
+    def _check_recipe(self) -> None:
+        for name in RECIPE_FLOATS:
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise TrainingError(f"{self.flag(name)} must be a finite number, got {value}")
+        for name in ("warmup_epochs", "mixup", "cutmix"):
+            if getattr(self, name) < 0:
+                raise TrainingError(
+                    f"{self.flag(name)} must not be negative, got {getattr(self, name)}"
+                )
+        if not 0 <= self.label_smoothing < 1:
+            raise TrainingError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise TrainingError(f"--ema must be in (0, 1), e.g. 0.999, got {self.ema}")
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise TrainingError(f"--layer-decay must be in (0, 1], got {self.layer_decay}")
+        if self.augment_policy != "none" and not self.augment:
+            raise TrainingError(
+                f"--augment-policy {self.augment_policy} goes on top of the random crop and "
+                "flip, which --no-augment turns off; drop one of them"
+            )
+        self._check_unfreeze()
+
+    def _check_unfreeze(self) -> None:
+        if self.unfreeze_after is None:
+            return
+        if not self.freeze_until:
+            raise TrainingError("--unfreeze-after needs --freeze-until: name what to unfreeze")
+        if not 0 < self.unfreeze_after < self.epochs:
+            raise TrainingError(
+                f"--unfreeze-after must be between 1 and --epochs - 1 ({self.epochs - 1}), "
+                f"got {self.unfreeze_after}"
+            )
 
     @staticmethod
     def flag(option: str) -> str:
@@ -168,5 +237,9 @@ def _check_labels(config: TrainConfig) -> None:
         raise TrainingError("--labels FILE.csv stands in for --data; give one of them")
     if config.multi_label and config.labels is None:
         raise TrainingError("--multi-label needs --labels FILE.csv (class folders hold one label)")
+    single = [f for f, on in (("--mixup", config.mixup), ("--cutmix", config.cutmix),
+                              ("--balanced", config.balanced)) if on]  # fmt: skip
+    if config.multi_label and single:
+        raise TrainingError(f"{', '.join(single)}: single-label only, not with --multi-label")
     if not (math.isfinite(config.threshold) and 0 < config.threshold < 1):
         raise TrainingError(f"--threshold must be between 0 and 1, got {config.threshold}")

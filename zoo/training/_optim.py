@@ -11,13 +11,18 @@ if TYPE_CHECKING:
 
 
 def build_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer the options name, over the trainable ``params`` only.
+    """The optimizer the options name, over the trainable ``params`` only; or over parameter
+    groups (dicts, ``zoo.training._stages.parameter_groups``) as they are.
 
     >>> build_optimizer(model.parameters(), TrainConfig())   # SGD(lr=0.001, momentum=0.9)
     """
     import torch
 
-    params = [p for p in params if p.requires_grad]
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        params = [g for g in params if g["params"]]
+    else:
+        params = [p for p in params if p.requires_grad]
     lr, wd = config.lr, config.weight_decay
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd)

@@ -101,8 +101,17 @@ def format_epoch(row: dict, epochs: int) -> str:
         f"acc {row['val_acc']:.2%}"
         + (f" mAP {row['val_map']:.4f}" if "val_map" in row else "")
         + f"  lr {row['lr']:.3g}  {row['seconds']:.1f}s  "
-        f"{row['train_images_per_s']:.0f} img/s"
+        f"{row['train_images_per_s']:.0f} img/s" + _lowest_classes(row)
     )
+
+
+def _lowest_classes(row: dict, count: int = 3) -> str:
+    """Imbalanced classes: the lowest valid accuracies, by class."""
+    accuracy = row.get("val_class_acc")
+    if not accuracy:
+        return ""
+    lowest = sorted(accuracy.items(), key=lambda item: item[1])[:count]
+    return "  lowest class acc: " + ", ".join(f"{name} {acc:.0%}" for name, acc in lowest)
 
 
 def format_summary(summary: dict, run_dir: str) -> str:

@@ -41,7 +41,8 @@ class RunData:
 
 @dataclass
 class Session:
-    """One run's parts; nothing here changes after set-up but ``state``."""
+    """One run's parts; nothing here changes after set-up but ``state``, and ``source`` at
+    the --unfreeze-after boundary (``zoo.training._stages.unfreeze_session``)."""
 
     config: TrainConfig
     dist: Dist  # this process's place under torchrun
@@ -58,6 +59,9 @@ class Session:
     state: TrainingState  # the model, optimizer, scheduler, scaler and progress: last.pt
     counts: tuple[int, int]  # frozen and trainable parameters
     task: SingleLabel = field(default_factory=SingleLabel)  # one label per image, or several
+    loss_fn: object = None  # the training loss (zoo.training._recipe.build_loss)
+    mixer: object = None  # mixup/cutmix on each training batch, or None
+    per_class: bool = False  # imbalanced classes: the epoch row has each one's valid accuracy
 
     @property
     def model(self) -> nn.Module:

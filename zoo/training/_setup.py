@@ -28,17 +28,20 @@ from zoo.data import (
     embedded_dataset,
     make_loaders,
     scan_training_data,
+    train_steps,
 )
 from zoo.errors import DataError, RunError
 from zoo.runs import RunDir, default_output
 from zoo.training import _distributed as distributed
 from zoo.training._notes import unused_options, unused_val_split
 from zoo.training._progress import Reporter
+from zoo.training._recipe import recipe_parts, training_state
 from zoo.training._record import config_record, valid_set_record
 from zoo.training._resume import check_epochs, check_nothing_ran, resize_schedule
 from zoo.training._seeding import seed_everything
 from zoo.training._session import RunData, Session
-from zoo.training._state import TrainingState, load_last
+from zoo.training._stages import unfreeze
+from zoo.training._state import load_last
 from zoo.training._task import task_for
 from zoo.training._writer import writer_for
 from zoo.training.cache._source import choose_batch_source
@@ -238,9 +241,12 @@ def _assemble(
     prepare_backends(device)
     fmt = memory_format(model, device)
     model.to(device, memory_format=fmt or torch.preserve_format)
-    state = _training_state(model, config, device, setting.precision)
+    steps = train_steps(len(data.split.train), config.batch_size, dist.world)
+    state = training_state(model, config, device, setting.precision, steps)
     if saved is not None:  # before the batch source: the feature cache's key is the prefix's
         load_last(run, state, saved)
+    if config.unfreeze_after and state.progress.epoch >= config.unfreeze_after:
+        unfreeze(model, config)  # a run resumed after its boundary never freezes again
     train_model = distributed.wrap(model, dist, device)
     source, lines = choose_batch_source(
         config, model, train_model, data.split, pre, setting.precision, device,
@@ -259,21 +265,8 @@ def _assemble(
         config=config, dist=dist, reporter=setting.reporter, run=run,
         writer=writer_for(run, dist, config.tensorboard), data=data, meta=meta, device=device,
         precision=setting.precision, memory_format=fmt, loaders=loaders, source=source,
-        state=state, counts=counts, task=task,
+        state=state, counts=counts, task=task, **recipe_parts(config, data, task, device),
     )  # fmt: skip
-
-
-def _training_state(model, config: TrainConfig, device: torch.device, precision: Precision):
-    import torch
-
-    from zoo.training._optim import build_optimizer, build_scheduler
-
-    optimizer = build_optimizer(model.parameters(), config)
-    scheduler = build_scheduler(optimizer, config)
-    scaler = torch.amp.GradScaler(device.type) if precision.scaler else None
-    state = TrainingState(model, optimizer, scheduler, scaler)
-    state.progress.schedule_epochs = config.epochs
-    return state
 
 
 def _counts(model) -> tuple[int, int]:

@@ -57,21 +57,40 @@ class TrainingState:
     scheduler: object | None  # an epoch-wise LR scheduler, or None
     scaler: object | None  # torch.amp.GradScaler for fp16 on CUDA, else None
     progress: Progress = field(default_factory=Progress)
+    warmup: object | None = None  # a per-step LinearLR (--warmup-epochs), or None
+    average: object | None = None  # AveragedModel of the weights (--ema), or None
+
+    def saved_weights(self) -> dict:
+        """The weights best.pt and last.pt's ``model`` hold: the average when --ema is on."""
+        return cpu_state(self.average.module if self.average is not None else self.model)
 
     def state_dict(self) -> dict:
-        """last.pt's keys but ``meta``; the model's tensors copied to the CPU."""
-        return {
-            "model": cpu_state(self.model),
+        """last.pt's keys but ``meta``; the model's tensors copied to the CPU. With --ema,
+        ``model`` is the average and ``trained_model`` the weights the optimizer steps."""
+        state = {
+            "model": self.saved_weights(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": _state_or_none(self.scheduler),
             "scaler": _state_or_none(self.scaler),
             "progress": self.progress.state_dict(),
             "rng": rng_state(),
         }
+        # Only with the recipe that needs them: last.pt keeps the keys of older runs otherwise.
+        if self.warmup is not None:
+            state["warmup"] = self.warmup.state_dict()
+        if self.average is not None:
+            state["trained_model"] = cpu_state(self.model)
+            state["average_steps"] = int(self.average.n_averaged)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         """Every part back as ``state_dict`` saved it; a part saved as None stays as built."""
-        self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(state.get("trained_model", state["model"]))
+        if self.average is not None and "average_steps" in state:
+            self.average.module.load_state_dict(state["model"])
+            self.average.n_averaged.fill_(state["average_steps"])
+        if self.warmup is not None and state.get("warmup"):
+            self.warmup.load_state_dict(state["warmup"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler"):
             self.scheduler.load_state_dict(state["scheduler"])

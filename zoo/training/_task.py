@@ -47,12 +47,13 @@ class MultiLabel(SingleLabel):
     multi_label = True
     metric = "val_map"
 
-    def __init__(self, threshold: float = 0.5, pos_weight=None) -> None:
-        self.threshold, self.pos_weight = threshold, pos_weight
+    def __init__(self, threshold: float = 0.5, pos_weight=None, smoothing: float = 0.0) -> None:
+        self.threshold, self.pos_weight, self.smoothing = threshold, pos_weight, smoothing
         self.meta = {"multi_label": True, "threshold": threshold}
 
     def train(self, model, batches, optimizer, **where):
         where = {**where, "pos_weight": self.pos_weight, "threshold": self.threshold}
+        where["label_smoothing"] = self.smoothing
         return compute.train_epoch_multilabel(model, batches, optimizer, **where)
 
     def evaluate(self, model, batches, **where):
@@ -92,11 +93,12 @@ class MultiLabel(SingleLabel):
 
 
 def task_for(config: TrainConfig, split: DataSplit) -> SingleLabel:
-    """The run's task. In multi-label mode ``--class-weights auto`` (where that option exists)
-    weighs each label's positives by its negatives over its positives in the train split."""
+    """The run's task. In multi-label mode ``--class-weights auto`` weighs each label's
+    positives by its negatives over its positives in the train split, and
+    ``--label-smoothing`` pulls every target towards 1/2."""
     if not split.multi_label:
         return SingleLabel()
     pos_weight = None
-    if getattr(config, "class_weights", None) == "auto":
+    if config.class_weights == "auto":
         pos_weight = compute.positive_weights([label for _, label in split.train])
-    return MultiLabel(config.threshold, pos_weight)
+    return MultiLabel(config.threshold, pos_weight, config.label_smoothing)

@@ -22,7 +22,9 @@ from zoo import compute
 from zoo.errors import Interrupted, StopRequested
 from zoo.training import _distributed as distributed
 from zoo.training._optim import step_scheduler
+from zoo.training._recipe import averaged_weights, class_accuracy, mix_batches
 from zoo.training._seeding import seed_everything
+from zoo.training._stages import at_boundary, unfreeze_session
 
 if TYPE_CHECKING:
     from zoo.training._session import Session
@@ -96,10 +98,12 @@ def _patience_ran_out(session: Session) -> bool:
 
 def run_epoch(session: Session, epoch: int, stop: Callable[[], bool] = lambda: False) -> dict:
     """Train and validate once, step the scheduler, write the epoch's files; its metrics row."""
+    if at_boundary(session, epoch):
+        unfreeze_session(session)
     seed_everything(session.config.seed, epoch)  # dropout and anything else in the model
     session.loaders.set_epoch(epoch)
     optimizer = session.state.optimizer
-    lr = optimizer.param_groups[0]["lr"]
+    lr = max(g["lr"] for g in optimizer.param_groups)  # the head's, under --layer-decay
     results = {}
     for phase in PHASES:
         loader = getattr(session.loaders, phase)
@@ -119,6 +123,8 @@ def run_epoch(session: Session, epoch: int, stop: Callable[[], bool] = lambda: F
         "train_images_per_s": train.count / max(train.seconds, 1e-9),
         **session.task.valid_metrics(valid),
     }
+    if valid.confusion is not None:  # imbalanced classes: each one's accuracy
+        row["val_class_acc"] = class_accuracy(valid.confusion, session.data.classes)
     _finish_epoch(session, row)
     return row
 
@@ -132,13 +138,27 @@ def _run_phase(session: Session, phase: str, loader, epoch: int, update, stop):
         "memory_format": session.memory_format,
         "update": update,
     }
-    if phase == "valid":
-        distributed.share_buffers(session.dist, session.state.model)  # validate what is saved
-        return session.task.evaluate(model, batches, **where)
     state = session.state
+    if phase == "valid":
+        distributed.share_buffers(session.dist, state.model)  # validate what is saved
+        with averaged_weights(state.model, state.average):  # --ema: validate the average
+            per_class = {"num_classes": session.data.num_classes} if session.per_class else {}
+            return session.task.evaluate(model, batches, **per_class, **where)
+    if session.mixer is not None:
+        batches = mix_batches(batches, session.mixer, session.config.seed, epoch, session.dist.rank)
+    loss = {"loss_fn": session.loss_fn} if session.loss_fn is not None else {}
     return session.task.train(
-        model, batches, state.optimizer, scaler=state.scaler, epoch=epoch, stop=stop, **where
-    )
+        model, batches, state.optimizer, scaler=state.scaler, epoch=epoch, stop=stop,
+        after_step=lambda: _after_step(state), **loss, **where,
+    )  # fmt: skip
+
+
+def _after_step(state) -> None:
+    """What follows each optimizer step: the warmup's next rate, the weights' average."""
+    if state.warmup is not None:
+        state.warmup.step()
+    if state.average is not None:
+        state.average.update_parameters(state.model)
 
 
 def _reduce(session: Session, result: compute.PhaseResult) -> compute.PhaseResult:
@@ -147,10 +167,15 @@ def _reduce(session: Session, result: compute.PhaseResult) -> compute.PhaseResul
         return session.task.reduce(session.dist, result)
     if not session.dist.enabled:
         return result
-    loss_sum, correct, count = distributed.sum_across(
-        session.dist, [result.loss_sum, result.correct, result.count]
+    cells = [c for row in result.confusion or [] for c in row]
+    loss_sum, correct, count, *cells = distributed.sum_across(
+        session.dist, [result.loss_sum, result.correct, result.count, *cells]
     )
-    return compute.PhaseResult(loss_sum, int(correct), int(count), result.seconds)
+    reduced = compute.PhaseResult(loss_sum, int(correct), int(count), result.seconds)
+    if result.confusion is not None:
+        n = len(result.confusion)
+        reduced.confusion = [[int(c) for c in cells[i * n : (i + 1) * n]] for i in range(n)]
+    return reduced
 
 
 def _finish_epoch(session: Session, row: dict) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from zoo.training._state import cpu_state, save_last
+from zoo.training._state import save_last
 
 if TYPE_CHECKING:
     from zoo.runs import RunDir
@@ -45,7 +45,7 @@ class RunWriter(Writer):
         rows = state.progress.rows
         self.run.write_metrics(rows)
         if improved:
-            self.run.save_best(cpu_state(state.model), meta)
+            self.run.save_best(state.saved_weights(), meta)
         self.last(state, meta)
         self.run.write_summary(summary)
         self.run.draw_curves(rows, meta["id"])

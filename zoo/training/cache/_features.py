@@ -89,6 +89,8 @@ def plan_cache(
     ``samples`` are the train then the valid (path, label) pairs: the store's rows.
     """
     why_not = _reason_not_to_cache(config, distributed)
+    if not why_not and all(p.requires_grad for p in model.parameters()):
+        why_not = f"nothing is frozen any more (--unfreeze-after {config.unfreeze_after})"
     if why_not:
         return None, f"not caching features: {why_not}"
     import torch
@@ -156,8 +158,9 @@ def _reason_not_to_cache(config: TrainConfig, distributed: bool) -> str | None:
         return "--no-cache-features"
     if not config.freeze_until:
         return "nothing is frozen (see --freeze-until)"
-    if config.augment:
-        return "random augmentation changes every epoch's input; pass --no-augment to cache"
+    if config.random_augmentation:
+        flags = " ".join(config.no_random_augmentation())
+        return f"random augmentation changes every epoch's input; pass {flags} to cache"
     if distributed:
         return "not under torchrun (each process would cache its own share)"
     return None

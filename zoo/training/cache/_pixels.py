@@ -98,7 +98,7 @@ def plan_image_cache(
         return None, None
     from zoo.training.cache._features import CAP_ENV, cap_bytes
 
-    samples = {"valid": split.valid, "train": [] if config.augment else split.train}
+    samples = {"valid": split.valid, "train": [] if config.random_augmentation else split.train}
     per_image = math.prod(pre.input_size) * PIXEL_BYTES
     cap = cap_bytes()
     chosen, left_out = _fit_under(cap, samples, per_image)
