@@ -87,7 +87,11 @@ def _sweep(session, rates: list[float]) -> LrFindResult:
     scale = [g["lr"] / config.lr for g in state.optimizer.param_groups]  # --layer-decay's
     stop = [False]
 
-    def record(images: int, loss_sum: float) -> None:
+    def record(images: int, loss_sum) -> None:
+        loss_sum = float(loss_sum)  # a device tensor: the range test reads every step's loss
+        if not math.isfinite(loss_sum):  # blew up: the rates so far are the curve
+            stop[0] = True
+            return
         result.losses.append(loss_sum / max(images, 1))
         smoothed = smooth(result.losses)
         stop[0] = len(smoothed) > 5 and smoothed[-1] > DIVERGED * min(smoothed)

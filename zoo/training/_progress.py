@@ -6,6 +6,7 @@ The library reports through a ``Reporter``; the CLI picks the one that fits the 
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from contextlib import contextmanager
@@ -67,7 +68,7 @@ class BarReporter(LineReporter):
             dynamic_ncols=True,
         )
         seen = [0, 0.0]
-        last = time.perf_counter()
+        last = -math.inf  # the first batch shows its loss; later ones twice a second
 
         def update(images: int, loss_sum) -> None:
             # loss_sum may be a tensor on the device: reading it waits for the device, so the
