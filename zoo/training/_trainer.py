@@ -77,11 +77,13 @@ def fit(session: Session) -> FinetuneResult:
         # its files could abort its peer's gloo threads at exit (seen once under load).
         distributed.barrier(session.dist)
     except StopRequested:
+        session.writer.finish(progress.rows, session.meta["id"])
         raise Interrupted(session.run.path, progress.epoch) from None
     except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, maybe while saving
         raise Interrupted(session.run.path, None) from None
     finally:
         distributed.shutdown(session.dist)
+    session.writer.finish(progress.rows, session.meta["id"])
     summary = _summary(session)
     session.reporter.done(summary, str(session.run.path))
     return FinetuneResult(session.run.path, summary, progress.rows)

@@ -4,6 +4,8 @@ writes nothing, chosen once at set-up (``writer_for``), so nothing else asks whi
 
 from __future__ import annotations
 
+import math
+import time
 from typing import TYPE_CHECKING
 
 from zoo.training._state import save_last
@@ -12,6 +14,10 @@ if TYPE_CHECKING:
     from zoo.runs import RunDir
     from zoo.training._distributed import Dist
     from zoo.training._state import TrainingState
+
+# curves.png is redrawn at most this often (matplotlib takes a good part of a second, longer
+# than a cached epoch), and always when the run ends or stops.
+CURVES_EVERY_S = 10.0
 
 
 class Writer:
@@ -24,8 +30,11 @@ class Writer:
         """last.pt, for resuming."""
 
     def epoch(self, state: TrainingState, meta: dict, summary: dict, *, improved: bool) -> None:
-        """An epoch's files: metrics.jsonl, best.pt when ``improved``, last.pt, summary.json
-        and curves.png."""
+        """An epoch's files: metrics.jsonl, best.pt when ``improved``, last.pt, summary.json,
+        README.md and (every ``CURVES_EVERY_S`` at most) curves.png."""
+
+    def finish(self, rows: list[dict], backbone: str) -> None:
+        """The run ended or stopped: curves.png shows every epoch."""
 
 
 class RunWriter(Writer):
@@ -34,6 +43,7 @@ class RunWriter(Writer):
     def __init__(self, run: RunDir, tensorboard: bool = False) -> None:
         self.run = run
         self.tensorboard = TensorBoard(run.file("tensorboard")) if tensorboard else None
+        self.drawn_at, self.drawn_rows = -math.inf, 0
 
     def config(self, record: dict) -> None:
         self.run.write_config(record)
@@ -48,10 +58,16 @@ class RunWriter(Writer):
             self.run.save_best(state.saved_weights(), meta)
         self.last(state, meta)
         self.run.write_summary(summary)
-        self.run.draw_curves(rows, meta["id"])
+        if time.monotonic() - self.drawn_at >= CURVES_EVERY_S:
+            self.finish(rows, meta["id"])
         self.run.write_card()
         if self.tensorboard is not None:
             self.tensorboard.epoch(rows[-1])
+
+    def finish(self, rows: list[dict], backbone: str) -> None:
+        if rows and len(rows) != self.drawn_rows:
+            self.run.draw_curves(rows, backbone)
+            self.drawn_at, self.drawn_rows = time.monotonic(), len(rows)
 
 
 class TensorBoard:
