@@ -39,6 +39,7 @@ def test_lr_find_on_the_embedded_dataset(tiny, tmp_path, monkeypatch):
         (["--steps", "101"], "--steps must be between 2 and 100"),
         (["--start-lr", "1", "--end-lr", "0.1"], "0 < start < end"),
         (["--label-smoothing", "2"], "--label-smoothing must be in [0, 1)"),
+        (["--labels", "tags.csv", "--multi-label"], "does not take --multi-label"),
     ],
 )
 def test_a_bad_range_is_one_line(tiny, tmp_path, args, words):

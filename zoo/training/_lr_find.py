@@ -59,6 +59,8 @@ def lr_find(
 
     check_range(start, end, steps)
     settings = TrainConfig(name=name, data=data, **resolve_options(options, config)).check()
+    if settings.multi_label:
+        raise TrainingError("zoo lr-find does not take --multi-label yet; single-label only")
     reporter = reporter or Reporter()
     with tempfile.TemporaryDirectory(prefix="zoo-lr-find-") as folder:
         settings.output = str(Path(folder) / "run")
