@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -238,3 +239,25 @@ def test_torchrun_multi_label_gathers_the_whole_valid_set(
     assert report["images"] == 12
     assert report["map"] == pytest.approx(summary["best_val_map"], abs=1e-6)
     assert report["accuracy"] == pytest.approx(summary["best_val_acc"], abs=1e-9)
+
+
+def test_compare_takes_a_labels_csv_and_ranks_multi_label_runs_by_map(
+    mobilenet_v2_file, shapes_csv, tmp_path
+):
+    out = tmp_path / "bake"
+    args = [
+        "compare", "mobilenet_v2.IMAGENET1K_V1", "--labels", str(shapes_csv), "--multi-label",
+        "--image-size", "32", "--epochs", "1", "--workers", "0", "--precision", "fp32",
+        "-o", str(out), "--json",
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    summary = json.loads(Path(row["run_dir"], "summary.json").read_text())
+    assert row["val_map"] == summary["best_val_map"] > 0
+    config = json.loads(Path(row["run_dir"], "config.json").read_text())
+    assert config["options"]["multi_label"] and config["options"]["labels"] == str(shapes_csv)
+    assert (out / "compare.png").is_file()
+    text = CliRunner().invoke(cli, [*args[:-3], "-o", str(tmp_path / "again")]).output
+    header = [line for line in text.splitlines() if line.startswith("id ")]
+    assert header and header[0].split()[:3] == ["id", "val_map", "val_acc"], text

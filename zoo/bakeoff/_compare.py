@@ -1,7 +1,8 @@
 """``zoo.compare``: a linear-probe bake-off on the user's own data. Each backbone's whole
 body is frozen and runs once over every image (the feature cache of ``zoo finetune
 --freeze-until backbone --no-augment``); a fresh head trains on the stored features; the
-leaderboard ranks them by best validation accuracy.
+leaderboard ranks them by best validation accuracy (mean average precision, ``val_map``, for a
+``--multi-label`` labels CSV).
 
 Every backbone's run is an ordinary run directory, made by ``zoo.finetune`` itself.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from zoo.bakeoff._plot import plot_compare
 from zoo.bakeoff._select import Entry, plan
-from zoo.data import embedded_dataset, scan_image_folder
+from zoo.data import embedded_dataset, scan_training_data
 from zoo.errors import CompareError, DataError, WeightsError
 from zoo.files import write_json
 from zoo.runs import default_output
@@ -54,7 +55,7 @@ def compare(
     TrainConfig(data=data, **PROBE, **settings).check()  # bad values, before anything
     if not (isinstance(limit, int) and limit > 0):
         raise CompareError(f"--limit must be a positive whole number, not {limit!r}")
-    folder = _data_folder(data, settings, reporter)
+    folder, where = _data_source(data, settings, reporter)
     entries = plan(list(patterns), filters or {}, limit)
     out = _output(output)
     runnable = [e for e in entries if not e.skipped]
@@ -65,27 +66,30 @@ def compare(
     for number, entry in enumerate(runnable, 1):
         reporter.note(f"[{number}/{len(runnable)}] {entry.name}")
         rows.append(_run_one(entry, folder, out, settings, reporter))
-    ran = sorted((r for r in rows if "skipped" not in r), key=lambda r: -r["val_acc"])
+    metric = "val_map" if settings.get("multi_label") else "val_acc"
+    ran = sorted((r for r in rows if "skipped" not in r), key=lambda r: -r[metric])
     board = ran + [r for r in rows if "skipped" in r] + [_skipped(e) for e in entries if e.skipped]
     write_json(out / "leaderboard.json", board)
     if ran:
-        plot_compare(ran, out / "compare.png", title=f"zoo compare on {folder.name}")
+        plot_compare(ran, out / "compare.png", title=f"zoo compare on {where}")
     return board
 
 
-def _data_folder(data: str | None, settings: dict, reporter: Reporter) -> Path:
-    """The image folder, checked once up front (each run screens its images again)."""
-    if data is None:
-        folder = embedded_dataset()
-        reporter.note(f"no --data given: using the embedded shapes dataset in {folder}")
-    else:
-        folder = Path(data)
-    split = scan_image_folder(
-        folder, val_split=settings.get("val_split", 0.2), seed=settings.get("seed", 0)
-    )
+def _data_source(data: str | None, settings: dict, reporter: Reporter) -> tuple:
+    """(the image folder each run is given, or None for a labels CSV; what the data is called),
+    checked once up front (each run screens its images again)."""
+    labels = settings.get("labels")
+    if data is None and labels is None:
+        data = embedded_dataset()
+        reporter.note(f"no --data given: using the embedded shapes dataset in {data}")
+    split = scan_training_data(
+        data, labels=labels, multi_label=settings.get("multi_label", False),
+        val_split=settings.get("val_split", 0.2), seed=settings.get("seed", 0),
+    )  # fmt: skip
+    source = Path(labels) if labels is not None else Path(data)
     if not split.valid:
-        raise DataError(f"{folder} gives no validation images; add a valid/ folder")
-    return folder
+        raise DataError(f"{source} gives no validation images; add a valid/ folder or split")
+    return (None if labels is not None else Path(data)), source.stem if labels else source.name
 
 
 def _output(output: str | None) -> Path:
@@ -96,7 +100,7 @@ def _output(output: str | None) -> Path:
     return out
 
 
-def _run_one(entry: Entry, folder: Path, out: Path, settings: dict, reporter: Reporter) -> dict:
+def _run_one(entry: Entry, folder, out: Path, settings: dict, reporter: Reporter) -> dict:
     """One backbone's run and its leaderboard row; a file that does not load skips it."""
     from zoo.training import finetune
 
@@ -104,12 +108,19 @@ def _run_one(entry: Entry, folder: Path, out: Path, settings: dict, reporter: Re
     run_dir = out / entry.folder
     try:
         result = finetune(
-            entry.name, str(folder), output=str(run_dir), reporter=reporter, **PROBE, **settings
+            entry.name,
+            folder and str(folder),
+            output=str(run_dir),
+            reporter=reporter,
+            **PROBE,
+            **settings,
         )
     except WeightsError as exc:  # a damaged or unloadable file: the others go on
         reporter.note(f"skipping {entry.name}: {exc}")
         return {"id": entry.backbone.id, "tag": entry.tag, "skipped": str(exc)}
     row = {"id": entry.backbone.id, "tag": entry.tag, "val_acc": result.summary["best_val_acc"]}
+    if "best_val_map" in result.summary:  # a multi-label run: ranked by this
+        row["val_map"] = result.summary["best_val_map"]
     row.update(_measure(result.run_dir, settings))
     row["seconds"] = round(time.perf_counter() - start, 2)
     row["run_dir"] = str(result.run_dir)
