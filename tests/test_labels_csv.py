@@ -4,6 +4,7 @@ the screening, and every malformed CSV as one clear line before anything is writ
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -185,3 +186,17 @@ def test_labels_options_are_checked_up_front(tiny, tmp_path, args, message):
     result = CliRunner().invoke(cli, ["finetune", tiny, "-o", str(tmp_path / "r"), *args])
     assert result.exit_code == 1 and message in result.output, result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_lr_find_takes_a_labels_csv(tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    split = scan_image_folder(embedded_dataset())
+    labels = write_csv(
+        tmp_path / "csv" / "shapes.csv", ["image", "label", "split"], folder_rows(split)
+    )
+    args = ["lr-find", tiny, "--labels", str(labels), "--weights", "none", "--workers", "0"]
+    result = CliRunner().invoke(cli, [*args, "--batch-size", "4", "--steps", "8", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert len(report["lrs"]) == len(report["losses"]) > 0
+    assert report["lrs"][0] <= report["suggestion"] <= report["lrs"][-1]
