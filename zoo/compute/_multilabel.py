@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from zoo.compute._loop import (
-    AUX_WEIGHTS,
     PhaseResult,
     _optimizer_step,
     autocast,
+    criterion,
     forward,
     to_device,
 )
@@ -48,16 +48,7 @@ def multilabel_criterion(outputs, targets, pos_weight=None, label_smoothing: flo
     ``label_smoothing`` e pulls each 0/1 target towards 1/2 (1 - e/2 and e/2)."""
     if label_smoothing:
         targets = targets.float() * (1 - label_smoothing) + label_smoothing / 2
-    if not isinstance(outputs, (tuple, list)):
-        loss = _bce(outputs, targets, pos_weight)
-        return loss, loss, outputs
-    main, *aux = [o for o in outputs if o is not None]
-    main_loss = _bce(main, targets, pos_weight)
-    weight = AUX_WEIGHTS.get(len(aux), 0.3)
-    loss = main_loss
-    for logits in aux:
-        loss = loss + weight * _bce(logits, targets, pos_weight)
-    return loss, main_loss, main
+    return criterion(outputs, targets, lambda logits, t: _bce(logits, t, pos_weight))
 
 
 def _bce(logits, targets, pos_weight=None, reduction: str = "mean"):
