@@ -95,9 +95,9 @@ def inference_pass(name: str, image_size: int | None) -> float:
 
     split = scan_image_folder(embedded_dataset())
     device = resolve_device("auto")
-    precision = resolve_precision("auto", device)
     start = time.perf_counter()
     model = create(name).eval()
+    precision = resolve_precision("auto", device, model)  # as zoo resolves it for this model
     pre = model.zoo_spec.preprocessing
     pre = pre.with_image_size(image_size) if image_size else pre
     fmt = memory_format(model, device)

@@ -82,6 +82,18 @@ def test_the_pretrained_backbone_ranks_first_and_the_missing_one_is_skipped(bake
         assert row["images_per_s"] > 0 and row["seconds"] > 0 and row["gflops"] > 0
         assert Path(row["run_dir"]).parent == out
     assert first["params"] == 2_223_872 + 1280 * 5 + 5  # the body and a 5-class head
+    assert first["gflops"] == pytest.approx(per_image_gflops(PRETRAINED, 32), rel=1e-3)
+
+
+def per_image_gflops(name: str, size: int) -> float:
+    """GFLOPs (multiply-adds) of one image through ``name`` with a 5-class head, counted on
+    a batch of 4 and divided: the figure does not depend on the batch it is counted on."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = zoo.create(name, num_classes=5, weights="none").eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(4, 3, size, size))
+    return counter.get_total_flops() / 2 / 1e9 / 4
 
 
 def test_progress_names_each_backbone_and_the_skipped_one(bakeoff):

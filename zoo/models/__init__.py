@@ -4,6 +4,7 @@ move a checkpoint into it (``zoo transfer``)."""
 from __future__ import annotations
 
 from zoo.models._convert import transfer_checkpoint
+from zoo.models._cost import count_gflops
 from zoo.models._create import (
     ModelSpec,
     adapt,
@@ -21,6 +22,7 @@ __all__ = [
     "adapt",
     "build",
     "build_structure",
+    "count_gflops",
     "create",
     "describe",
     "info",
