@@ -96,3 +96,35 @@ def test_the_config_file_and_the_recipe_give_values_the_flags_override(tiny, dat
     assert options["epochs"] == 1 and options["unfreeze_after"] is None
     resumed = finetune("--resume", out, "--config", config)
     assert refused(resumed, "--config is for a new run")
+
+
+def test_modern_picks_a_batch_size_that_makes_several_steps_an_epoch(tiny, data, tmp_path):
+    out = tmp_path / "run"
+    args = ("--data", data, "-o", out, "--weights", "none", "--workers", "0", "--epochs", "1")
+    result = finetune(tiny, *args, "--recipe", "modern")
+    assert result.exit_code == 0, result.output
+    # 8 training images: the smallest batch, recorded as the number it resolved to.
+    assert "batch size 16: --recipe modern keeps 8 optimizer steps an epoch on 8" in result.output
+    assert json.loads((out / "config.json").read_text())["options"]["batch_size"] == 16
+    given = finetune(tiny, *args[:3], tmp_path / "given", *args[4:], "--recipe", "modern",
+                     "--batch-size", "4")  # fmt: skip
+    assert given.exit_code == 0, given.output
+    assert "batch size" not in given.output
+    options = json.loads((tmp_path / "given" / "config.json").read_text())["options"]
+    assert options["batch_size"] == 4
+
+
+@pytest.mark.parametrize(
+    ("n_train", "world", "expected"),
+    [(100, 1, 16), (128, 1, 16), (300, 1, 38), (512, 1, 64), (5000, 1, 64), (600, 2, 38)],
+)
+def test_the_modern_batch_size_rule(n_train, world, expected):
+    from zoo.training import Reporter, TrainConfig
+    from zoo.training._recipe import resolve_batch_size
+
+    config = TrainConfig(name="x", batch_size=None)
+    resolve_batch_size(config, n_train, world, Reporter())
+    assert config.batch_size == expected
+    config = TrainConfig(name="x", batch_size=12)
+    resolve_batch_size(config, n_train, world, Reporter())
+    assert config.batch_size == 12

@@ -43,7 +43,7 @@ class TrainConfig:
     freeze_until: str | None = None  # freeze point (or 'backbone'); None: train everything
     train_bn: bool = False  # let frozen BatchNorm layers train
     epochs: int = 25  # the seeds' 25
-    batch_size: int = 64  # per process
+    batch_size: int | None = 64  # per process; None: --recipe modern's, from the data
     lr: float = 0.001
     momentum: float = 0.9  # sgd and rmsprop
     optimizer: str = "sgd"
@@ -103,10 +103,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise TrainingError(f"{self.flag(name)} must be a finite number, got {value}")
-        for name in ("epochs", "batch_size", "step_size"):
+        for name in ("epochs", "step_size"):
             _positive(name, getattr(self, name))
         _positive("lr", self.lr)
-        for name in ("num_classes", "image_size", "patience", "threads"):
+        for name in ("batch_size", "num_classes", "image_size", "patience", "threads"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
         if self.workers is not None and self.workers < 0:

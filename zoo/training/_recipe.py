@@ -25,6 +25,27 @@ if TYPE_CHECKING:
     from zoo.training._session import RunData
 
 
+# --recipe modern's batch size for a small training set: an epoch of at least this many
+# optimizer steps, in batches of at least SMALLEST_BATCH images (64 from 512 images on).
+FEW_SHOT_STEPS = 8
+SMALLEST_BATCH = 16
+
+
+def resolve_batch_size(config: TrainConfig, n_train: int, world: int, reporter) -> None:
+    """Set ``config.batch_size`` when it is None (``--recipe modern`` without --batch-size):
+    64 per process, or less on a small training set, so an epoch makes FEW_SHOT_STEPS steps
+    (100 images in batches of 64 are two steps an epoch, too few to train on)."""
+    if config.batch_size is not None:
+        return
+    per_process = -(-n_train // world)  # each process's share, rounded up
+    config.batch_size = min(64, max(SMALLEST_BATCH, -(-per_process // FEW_SHOT_STEPS)))
+    if config.batch_size < 64:
+        reporter.note(
+            f"batch size {config.batch_size}: --recipe modern keeps {FEW_SHOT_STEPS} optimizer "
+            f"steps an epoch on {n_train} training images (--batch-size to choose)"
+        )
+
+
 def build_loss(config: TrainConfig, labels: list[int], num_classes: int, device=None):
     """The training loss: cross-entropy with --label-smoothing and, with --class-weights auto,
     each class weighted by its inverse frequency in ``labels`` (the train labels)."""

@@ -35,7 +35,7 @@ from zoo.runs import RunDir, default_output
 from zoo.training import _distributed as distributed
 from zoo.training._notes import unused_options, unused_val_split
 from zoo.training._progress import Reporter
-from zoo.training._recipe import recipe_parts, training_state
+from zoo.training._recipe import recipe_parts, resolve_batch_size, training_state
 from zoo.training._record import config_record, valid_set_record
 from zoo.training._resume import check_epochs, check_nothing_ran, resize_schedule
 from zoo.training._seeding import seed_everything
@@ -79,6 +79,7 @@ def start_run(config: TrainConfig, reporter: Reporter, run: RunDir | None = None
         reporter.note(line)
     distributed.barrier(dist)  # every rank checked --output before rank 0 writes
     data = _load_data(_data_folder(config, reporter), config, reporter)
+    resolve_batch_size(config, len(data.split.train), dist.world, reporter)
     seed_everything(config.seed)
     model = create(
         config.name,
