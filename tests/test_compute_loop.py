@@ -167,3 +167,159 @@ def test_ctrl_c_finishes_the_step_in_flight():
             stop=lambda: len(seen) == 3,
         )
     assert seen == [4, 4, 4]  # three steps ran to the end, the fourth never started
+
+
+# The multi-label loops: the same Tally, so the same reads.
+
+
+def _ml_batches(steps: int, *, labels: int = 3, size: int = 4):
+    return [
+        (torch.randn(size, 8), torch.randint(0, 2, (size, labels)).float()) for _ in range(steps)
+    ]
+
+
+def _ml_epoch(steps: int, *, check_every: int = 32, **where):
+    from zoo.compute import train_epoch_multilabel
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+    cpu = resolve_device("cpu")
+    return train_epoch_multilabel(
+        model,
+        _ml_batches(steps),
+        torch.optim.SGD(model.parameters(), lr=0.01),
+        device=cpu,
+        precision=resolve_precision("fp32", cpu),
+        epoch=2,
+        check_every=check_every,
+        **where,
+    )
+
+
+def test_a_multi_label_epoch_reads_the_device_a_constant_number_of_times(reads):
+    counts = []
+    for steps in (3, 12, 30):
+        reads[0] = 0
+        result = _ml_epoch(steps)
+        counts.append(reads[0])
+        assert result.count == 4 * steps and 0 <= result.correct <= result.count
+        assert isinstance(result.loss_sum, float) and isinstance(result.correct, int)
+    assert counts[0] == counts[1] == counts[2] <= 3
+    reads[0] = 0
+    _ml_epoch(35, check_every=10)  # reads at steps 10, 20 and 30
+    assert reads[0] == counts[0] + 3
+
+
+def test_multi_label_evaluation_reads_and_copies_from_the_device_a_constant_number_of_times(
+    reads, monkeypatch
+):
+    from zoo.compute import evaluate_multilabel
+
+    copies = [0]
+    real_cpu = torch.Tensor.cpu
+
+    def cpu_counted(self, *args, **kwargs):
+        copies[0] += 1
+        return real_cpu(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "cpu", cpu_counted)
+    model = nn.Linear(8, 3)
+    cpu = resolve_device("cpu")
+    counts = []
+    for steps in (3, 12, 30):
+        reads[0] = copies[0] = 0
+        result = evaluate_multilabel(
+            model, _ml_batches(steps, size=5), device=cpu, precision=resolve_precision("fp32", cpu)
+        )
+        counts.append((reads[0], copies[0]))
+        assert result.count == 5 * steps
+        assert [tuple(t.shape) for t in result.scores + result.targets] == [(5 * steps, 3)] * 2
+    assert counts[0] == counts[1] == counts[2]
+
+
+def test_multi_label_sums_read_once_match_a_per_batch_computation():
+    from zoo.compute import evaluate_multilabel, multilabel_metrics, train_epoch_multilabel
+
+    torch.manual_seed(0)
+    model = nn.Linear(8, 4)  # a head wider than the 3 labels: the 4th is never present
+    with torch.no_grad():
+        model.weight[3], model.bias[3] = 0.0, -5.0  # ... nor predicted
+    batches = _ml_batches(6)
+    # Half the rows' targets are the model's own predictions: exact matches to count.
+    for images, targets in batches:
+        targets[:2] = (model(images[:2]) >= 0)[:, :3].float()
+    padded = [(x, F.pad(y, (0, 1))) for x, y in batches]
+    with torch.no_grad():
+        expected_loss = sum(
+            F.binary_cross_entropy_with_logits(model(x), y).item() * len(y) for x, y in padded
+        )
+        expected_right = sum(
+            int(((model(x).sigmoid() >= 0.5) == (y > 0.5)).all(1).sum()) for x, y in padded
+        )
+        expected_scores = torch.cat([model(x).sigmoid() for x, _ in padded])
+    assert expected_right >= 12
+    cpu = resolve_device("cpu")
+    where = {"device": cpu, "precision": resolve_precision("fp32", cpu)}
+    seen = []
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    trained = train_epoch_multilabel(
+        model, batches, optimizer, epoch=1, update=lambda n, loss: seen.append(loss), **where
+    )
+    valid = evaluate_multilabel(model, batches, **where)
+    for result in (trained, valid):
+        assert result.loss_sum == pytest.approx(expected_loss, rel=1e-6)
+        assert result.correct == expected_right and result.count == 24
+    assert all(isinstance(loss, torch.Tensor) and loss.dim() == 0 for loss in seen)
+    assert float(sum(seen)) == pytest.approx(expected_loss, rel=1e-6)
+    assert torch.allclose(valid.scores[0], expected_scores)
+    assert torch.equal(valid.targets[0], torch.cat([y for _, y in padded]))
+    metrics = multilabel_metrics(valid.scores, valid.targets, threshold=0.5)
+    assert metrics == multilabel_metrics(expected_scores, torch.cat([y for _, y in padded]))
+
+
+@pytest.mark.parametrize("check_every", [1, 4, 32])
+def test_a_nan_multi_label_loss_names_the_epoch_and_the_first_bad_step(check_every):
+    from zoo.compute import train_epoch_multilabel
+    from zoo.errors import NonFiniteLoss
+
+    cpu = resolve_device("cpu")
+    model = nn.Linear(8, 3)
+    batches = _ml_batches(10)
+    batches[5] = (torch.full((4, 8), float("nan")), batches[5][1])  # step 6
+    with pytest.raises(NonFiniteLoss, match="loss is nan at epoch 3, step 6;"):
+        train_epoch_multilabel(
+            model,
+            batches,
+            torch.optim.SGD(model.parameters(), lr=0.01),
+            device=cpu,
+            precision=resolve_precision("fp32", cpu),
+            epoch=3,
+            check_every=check_every,
+        )
+
+
+def test_ctrl_c_in_a_multi_label_epoch_checks_the_losses_then_stops():
+    from zoo.errors import NonFiniteLoss, StopRequested
+
+    seen = []
+    with pytest.raises(StopRequested):
+        _ml_epoch(10, update=lambda images, loss: seen.append(images), stop=lambda: len(seen) == 3)
+    assert seen == [4, 4, 4]
+    # A nan loss before the stop is still reported, not lost in the stop.
+    from zoo.compute import train_epoch_multilabel
+
+    cpu = resolve_device("cpu")
+    batches = _ml_batches(10)
+    batches[1] = (torch.full((4, 8), float("nan")), batches[1][1])
+    seen.clear()
+    with pytest.raises(NonFiniteLoss, match="at epoch 1, step 2;"):
+        train_epoch_multilabel(
+            nn.Linear(8, 3),
+            batches,
+            torch.optim.SGD(nn.Linear(8, 3).parameters(), lr=0.01),
+            device=cpu,
+            precision=resolve_precision("fp32", cpu),
+            epoch=1,
+            update=lambda images, loss: seen.append(images),
+            stop=lambda: len(seen) == 3,
+        )

@@ -198,12 +198,17 @@ class Tally:
         self.sizes: list[int] = []
         self.checked = 0  # steps already found finite
 
-    def add(self, loss, main_loss, logits, targets) -> None:
+    def add(self, loss, main_loss, logits, targets, correct=None) -> None:
+        """One step: ``correct``, a 0-d device tensor, counts the step's right images where
+        the top class is not the rule (multi-label's exact matches); by default, top class
+        against target."""
         self.trained.append((main_loss if loss is None else loss).detach().float())
         self.reported.append(main_loss.detach().float())
-        if targets.dim() > 1:  # soft targets (mixup, cutmix): the class with the most weight
-            targets = targets.argmax(1)
-        self.correct.append((logits.argmax(1) == targets).sum())
+        if correct is None:
+            if targets.dim() > 1:  # soft targets (mixup, cutmix): the class with the most weight
+                targets = targets.argmax(1)
+            correct = (logits.argmax(1) == targets).sum()
+        self.correct.append(correct)
         self.sizes.append(len(targets))
 
     def check(self) -> None:

@@ -4,8 +4,9 @@ threshold, micro and macro F1).
 
 A target is a multi-hot float row, one column per label; a head larger than the labels
 (``--num-classes``) has its extra columns taken as never present. The loops mirror
-``zoo.compute._loop``'s, with this loss, and evaluation keeps every image's scores, since
-average precision ranks the whole set.
+``zoo.compute._loop``'s, with this loss and the same ``Tally`` (no step waits for the
+device), and evaluation keeps every image's scores, since average precision ranks the whole
+set.
 
     >>> loss, main_loss, logits = multilabel_criterion(model(images), targets)
     >>> result = evaluate_multilabel(model, loader, device=device, precision=precision)
@@ -14,20 +15,21 @@ average precision ranks the whole set.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from zoo.compute._loop import (
+    CHECK_EVERY,
     PhaseResult,
+    Tally,
     _optimizer_step,
     autocast,
     criterion,
     forward,
     to_device,
 )
-from zoo.errors import NonFiniteLoss, StopRequested
+from zoo.errors import StopRequested
 
 if TYPE_CHECKING:
     import torch
@@ -37,8 +39,10 @@ if TYPE_CHECKING:
 class MultiLabelResult(PhaseResult):
     """Sums over one pass, and (evaluation) every image's probabilities and targets."""
 
-    scores: list = field(default_factory=list, repr=False)  # (batch, labels) probabilities
-    targets: list = field(default_factory=list, repr=False)  # (batch, labels) 0/1
+    # (images, labels) tensors, joined along images: one per pass, one per rank after a
+    # torchrun gather; probabilities and 0/1 targets.
+    scores: list = field(default_factory=list, repr=False)
+    targets: list = field(default_factory=list, repr=False)
 
 
 def multilabel_criterion(outputs, targets, pos_weight=None, label_smoothing: float = 0.0):
@@ -102,13 +106,17 @@ def train_epoch_multilabel(
     threshold: float = 0.5,
     update=lambda images, loss: None,
     stop=lambda: False,
+    check_every: int = CHECK_EVERY,
     label_smoothing: float = 0.0,
     after_step=None,
 ) -> MultiLabelResult:
     """``zoo.compute.train_epoch`` with the multi-label loss; ``correct`` counts images whose
-    every label is right at ``threshold``. ``after_step()`` runs after each optimizer step."""
+    every label is right at ``threshold``. As there, no step waits for the device (``Tally``:
+    a nan or inf loss is seen every ``check_every`` steps, naming its step) and
+    ``update(images, loss_sum)`` gets the loss as a device tensor. ``after_step()`` runs after
+    each optimizer step."""
     model.train()
-    result = MultiLabelResult()
+    tally = Tally(epoch)
     start = time.perf_counter()
     for step, (images, targets) in enumerate(loader, start=1):
         images = to_device(images, device, memory_format)
@@ -116,20 +124,15 @@ def train_epoch_multilabel(
             loss, main_loss, logits = multilabel_criterion(
                 forward(model, images), targets, pos_weight, label_smoothing
             )
-        value = loss.item()
-        if not math.isfinite(value):
-            raise NonFiniteLoss(
-                f"loss is {value} at epoch {epoch}, step {step}; stopped, keeping the files of "
-                "the last good epoch; try a lower --lr or --precision fp32"
-            )
         _optimizer_step(loss, optimizer, scaler, after_step)
-        reported = main_loss.item() if main_loss is not loss else value
-        _accumulate(result, reported * len(targets), logits, targets, threshold)
-        update(len(targets), reported * len(targets))
+        tally.add(loss, main_loss, logits, targets, exact_matches(logits, targets, threshold))
+        update(len(targets), main_loss.detach() * len(targets))
+        if step % check_every == 0:
+            tally.check()
         if stop():
+            tally.check()
             raise StopRequested
-    result.seconds = time.perf_counter() - start
-    return result
+    return _finish(tally, start)
 
 
 def evaluate_multilabel(
@@ -142,30 +145,46 @@ def evaluate_multilabel(
     update=lambda images, loss: None,
     memory_format=None,
 ) -> MultiLabelResult:
-    """Loss, exact-match accuracy and every image's probabilities and targets (on the CPU),
-    in eval mode without autograd."""
+    """Loss, exact-match accuracy and every image's probabilities and targets (on the CPU,
+    one tensor each for the pass), in eval mode without autograd; all stay on the device
+    until the end."""
     import torch
 
     model.eval()
-    result = MultiLabelResult()
+    tally = Tally(None)
+    scores, targets_seen = [], []
     start = time.perf_counter()
     with torch.inference_mode():
         for images, targets in loader:
             images = to_device(images, device, memory_format)
             with autocast(device, precision):
                 logits = forward(model, images)
-            loss = _bce(logits, targets, reduction="none").mean(1).sum().item()
-            _accumulate(result, loss, logits, targets, threshold)
-            result.scores.append(logits.float().sigmoid().cpu())
-            result.targets.append(fit_targets(targets, logits).cpu())
+            loss = _bce(logits, targets, reduction="none").mean(1).sum()
+            matches = exact_matches(logits, targets, threshold)
+            tally.add(None, loss / len(targets), logits, targets, matches)
+            scores.append(logits.float().sigmoid())
+            targets_seen.append(fit_targets(targets, logits))
             update(len(targets), loss)
+    return _finish(tally, start, scores, targets_seen)
+
+
+def exact_matches(logits, targets, threshold: float):
+    """How many images have every label right at ``threshold``: a 0-d tensor on the device."""
+    logits = logits.detach().float()
+    predicted = logits.sigmoid() >= threshold
+    truth = fit_targets(targets, logits) > 0.5
+    return (predicted == truth).all(1).sum()
+
+
+def _finish(tally: Tally, start: float, scores=(), targets=()) -> MultiLabelResult:
+    """The pass's result, read from the device in one go: sums, and the batches' scores and
+    targets joined into one CPU tensor each (none for an empty pass)."""
+    import torch
+
+    sums = tally.result()  # waits for the device: the time below covers its work
+    result = MultiLabelResult(sums.loss_sum, sums.correct, sums.count)
+    if scores:
+        result.scores = [torch.cat(scores).cpu()]
+        result.targets = [torch.cat(targets).cpu()]
     result.seconds = time.perf_counter() - start
     return result
-
-
-def _accumulate(result: PhaseResult, loss_sum: float, logits, targets, threshold: float) -> None:
-    predicted = logits.float().sigmoid() >= threshold
-    truth = fit_targets(targets, logits) > 0.5
-    result.loss_sum += loss_sum
-    result.correct += int((predicted == truth).all(1).sum())
-    result.count += len(targets)
