@@ -70,3 +70,22 @@ def test_a_runs_loaders_have_no_more_workers_than_their_batches(cores, tmp_path)
     assert loaders.train.persistent_workers and loaders.train.pin_memory
     loaders = make_loaders(split, pre, TrainConfig(batch_size=4, workers=0), CUDA)
     assert (loaders.train.num_workers, loaders.valid.num_workers) == (0, 0)
+
+
+def test_workers_of_a_part_a_cache_serves_end_with_the_pass(cores, tmp_path):
+    """Kept alive, forked workers share the process's memory copy-on-write and slow the first
+    cached epoch; a part read every epoch keeps its workers."""
+    from images import make_image_folder
+
+    from zoo.training.cache._source import BatchSource
+
+    cores(16)
+    data = make_image_folder(tmp_path, ["a", "b"], per_class=(6, 2), layout="train-valid")
+    split, pre = scan_image_folder(data), Preprocessing(input_size=(3, 32, 32))
+    config = TrainConfig(batch_size=4)
+    loaders = make_loaders(split, pre, config, CUDA, once=("valid",))
+    assert loaders.train.persistent_workers and not loaders.valid.persistent_workers
+    loaders = make_loaders(split, pre, config, CUDA, once=("train", "valid"))
+    assert not loaders.train.persistent_workers and not loaders.valid.persistent_workers
+    assert loaders.train.num_workers == 3  # still decoding in parallel for the first epoch
+    assert BatchSource(None, None).served_parts == ()

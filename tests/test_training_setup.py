@@ -48,19 +48,29 @@ def config(name: str, data, out, **options) -> TrainConfig:
 
 
 @pytest.mark.parametrize(
-    ("options", "kind", "line"),
+    ("options", "kind", "line", "kept"),
     [
-        ({"freeze_until": "3", "augment": False}, FeatureSource, "caching features: the"),
-        ({"augment": True}, PixelSource, "caching decoded images: 6 valid images"),
-        ({"augment": False, "cache_features": False}, PixelSource, "caching decoded images: 18"),
+        ({"freeze_until": "3", "augment": False}, FeatureSource, "caching features: the", ()),
+        ({"augment": True}, PixelSource, "caching decoded images: 6 valid images", ("train",)),
+        (
+            {"augment": False, "cache_features": False},
+            PixelSource,
+            "caching decoded images: 18",
+            (),
+        ),
     ],
 )
 def test_set_up_chooses_the_batch_source_the_options_call_for(
-    tiny, data, tmp_path, options, kind, line
+    tiny, data, tmp_path, options, kind, line, kept
 ):
     notes = Notes()
+    options = {**options, "workers": 1}
     session = setup.start_run(config(tiny, data, tmp_path / "run", **options), notes)
     assert type(session.source) is kind
+    # Only a loader read every epoch keeps its workers alive between epochs.
+    loaders = session.loaders
+    persistent = {p for p in ("train", "valid") if getattr(loaders, p).persistent_workers}
+    assert persistent == set(kept)
     assert any(x.startswith(line) for x in notes.lines), notes.lines
     if kind is FeatureSource:  # the suffix trains on stored features, not the model
         assert session.source.model("train") is not session.model

@@ -256,8 +256,9 @@ def _assemble(
     if config.compile:
         source.compile()
     loaders = make_loaders(
-        data.split, pre, config, device, dist.rank, dist.world, raw=source.raw_parts
-    )
+        data.split, pre, config, device, dist.rank, dist.world,
+        raw=source.raw_parts, once=source.served_parts,
+    )  # fmt: skip
     counts = _counts(model)
     for line in (_describe(setting, data, model, counts, fmt), *lines):
         setting.reporter.note(line)

@@ -41,6 +41,12 @@ class BatchSource:
         """The parts whose loaders must yield float32 pixels (``make_loaders(raw=...)``)."""
         return ()
 
+    @property
+    def served_parts(self) -> tuple[str, ...]:
+        """The parts a cache serves once their first epoch filled it: their loaders are not
+        needed every epoch (``make_loaders(once=...)``)."""
+        return ()
+
     def model(self, phase: str):
         """The module that runs on ``phase``'s batches."""
         return self._models[phase]
@@ -64,6 +70,10 @@ class FeatureSource(BatchSource):
         super().__init__(cache.split.suffix_train, cache.split.suffix_eval)
         self.cache = cache
 
+    @property
+    def served_parts(self) -> tuple[str, ...]:
+        return ("train", "valid")
+
     def batches(self, phase: str, loader) -> Iterable:
         return self.cache.batches(loader, part=phase)
 
@@ -77,6 +87,10 @@ class PixelSource(BatchSource):
 
     @property
     def raw_parts(self) -> tuple[str, ...]:
+        return self.images.parts
+
+    @property
+    def served_parts(self) -> tuple[str, ...]:
         return self.images.parts
 
     def batches(self, phase: str, loader) -> Iterable:
