@@ -129,9 +129,15 @@ def _example(pre: Preprocessing, device: torch.device) -> torch.Tensor:
 
 
 def _boundary_dtypes(split: Split, pre: Preprocessing, device, precision) -> tuple:
-    """The dtype of each boundary tensor the prefix makes under the run's autocast."""
+    """The dtype of each boundary tensor the prefix makes under the run's autocast: float32
+    without one (zoo's models are float32, and the split was checked without autocast), else
+    as a pass over the example makes them."""
+    import torch
+
     from zoo.compute import autocast
 
+    if precision.dtype is None:
+        return tuple(torch.float32 for _ in split.boundary)
     with autocast(device, precision):
         return tuple(t.dtype for t in split.features(_example(pre, device)))
 
