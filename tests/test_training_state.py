@@ -119,5 +119,29 @@ def test_the_writer_on_rank_0_writes_an_epoch_s_files(tmp_path, improved):
     state.progress.rows[0].update(train_acc=0.5, val_acc=0.5, lr=0.1)
     writer.epoch(state, META, {"epochs_run": 1}, improved=improved)
     written = {p.name for p in run.path.iterdir()}
-    expected = {"metrics.jsonl", "last.pt", "summary.json", "curves.png", "README.md"}
+    expected = {"metrics.jsonl", "last.pt", "summary.json", "README.md"}
     assert written == expected | ({"best.pt"} if improved else set())
+    writer.finish(state.progress.rows, META["id"])  # the run ended: its curves
+    assert (run.path / "curves.png").is_file()
+
+
+def test_curves_are_drawn_every_few_seconds_and_when_the_run_ends(tmp_path, monkeypatch):
+    """matplotlib takes longer than a cached epoch: a short run draws curves.png once."""
+    from zoo.training import _writer
+
+    now = [1000.0]
+    monkeypatch.setattr(_writer.time, "monotonic", lambda: now[0])
+    run = RunDir.create(tmp_path / "run")
+    drawn = []
+    monkeypatch.setattr(run, "draw_curves", lambda rows, backbone: drawn.append(len(rows)))
+    writer, state = writer_for(run, Dist()), new_state(0)
+    row = {"train_loss": 1.0, "val_loss": 1.0, "train_acc": 0.5, "val_acc": 0.5, "lr": 0.1}
+    for epoch, seconds in enumerate((2, 3, 6, 1, 1), start=1):  # at 2, 5, 11, 12, 13 s
+        now[0] += seconds
+        state.progress.rows.append({"epoch": epoch, **row})
+        writer.epoch(state, META, {"epochs_run": epoch}, improved=False)
+    assert drawn == [3]  # the first epoch ending 10 s after the start
+    writer.finish(state.progress.rows, META["id"])
+    assert drawn == [3, 5]
+    writer.finish(state.progress.rows, META["id"])  # nothing new: not drawn again
+    assert drawn == [3, 5]

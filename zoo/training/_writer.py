@@ -4,7 +4,6 @@ writes nothing, chosen once at set-up (``writer_for``), so nothing else asks whi
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING
 
@@ -15,8 +14,9 @@ if TYPE_CHECKING:
     from zoo.training._distributed import Dist
     from zoo.training._state import TrainingState
 
-# curves.png is redrawn at most this often (matplotlib takes a good part of a second, longer
-# than a cached epoch), and always when the run ends or stops.
+# curves.png is drawn at most this often, the first time this long after the run starts
+# (matplotlib takes a good part of a second, longer than a cached epoch), and always when the
+# run ends or stops: a short run draws it once.
 CURVES_EVERY_S = 10.0
 
 
@@ -43,7 +43,7 @@ class RunWriter(Writer):
     def __init__(self, run: RunDir, tensorboard: bool = False) -> None:
         self.run = run
         self.tensorboard = TensorBoard(run.file("tensorboard")) if tensorboard else None
-        self.drawn_at, self.drawn_rows = -math.inf, 0
+        self.drawn_at, self.drawn_rows = time.monotonic(), 0
 
     def config(self, record: dict) -> None:
         self.run.write_config(record)
