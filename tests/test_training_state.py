@@ -118,11 +118,60 @@ def test_the_writer_on_rank_0_writes_an_epoch_s_files(tmp_path, improved):
     state.progress.rows = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.0}]
     state.progress.rows[0].update(train_acc=0.5, val_acc=0.5, lr=0.1)
     writer.epoch(state, META, {"epochs_run": 1}, improved=improved)
+    # A quick epoch: its checkpoint is kept in memory, the metrics row is on disk.
+    assert {p.name for p in run.path.iterdir()} == {"metrics.jsonl"}
+    writer.finish(state.progress.rows, META["id"])  # the run ended: checkpoint and curves
     written = {p.name for p in run.path.iterdir()}
-    expected = {"metrics.jsonl", "last.pt", "summary.json", "README.md"}
+    expected = {"metrics.jsonl", "last.pt", "summary.json", "README.md", "curves.png"}
     assert written == expected | ({"best.pt"} if improved else set())
-    writer.finish(state.progress.rows, META["id"])  # the run ended: its curves
-    assert (run.path / "curves.png").is_file()
+
+
+def test_checkpoints_go_to_disk_every_half_minute_and_keep_their_epoch_s_state(
+    tmp_path, monkeypatch
+):
+    """Between writes the writer holds a copy of the last epoch's state: training on after it
+    does not change what ``flush`` (the end, Ctrl-C, a NaN loss) writes."""
+    from zoo.training import _writer
+
+    now = [1000.0]
+    monkeypatch.setattr(_writer.time, "monotonic", lambda: now[0])
+    run = RunDir.create(tmp_path / "run")
+    writer, state = writer_for(run, Dist()), new_state(0, optimizer="adamw")
+    row = {"train_loss": 1.0, "val_loss": 1.0, "train_acc": 0.5, "val_acc": 0.5, "lr": 0.1}
+
+    def epoch(n: int, seconds: float, improved: bool) -> None:
+        train(state, steps=1)
+        state.progress.epoch = n
+        state.progress.rows.append({"epoch": n, **row})
+        now[0] += seconds
+        writer.epoch(state, META, {"epochs_run": n}, improved=improved)
+
+    epoch(1, 10, improved=True)
+    epoch(2, 10, improved=False)
+    assert not run.file("last.pt").exists() and not run.file("best.pt").exists()
+    kept = {k: v.clone() for k, v in state.model.state_dict().items()}
+    moments = {k: v["exp_avg"].clone() for k, v in state.optimizer.state_dict()["state"].items()}
+    epoch(3, 10, improved=False)  # 30 s since the start: written, with epoch 1's best.pt
+    assert run.read_last()["progress"]["epoch"] == 3
+    best_at_1 = torch.load(run.file("best.pt"), weights_only=True)["state_dict"]
+    epoch(4, 1, improved=True)  # kept in memory
+    assert run.read_last()["progress"]["epoch"] == 3
+    snapshot = {k: v.clone() for k, v in state.model.state_dict().items()}
+    snapshot_moments = {
+        k: v["exp_avg"].clone() for k, v in state.optimizer.state_dict()["state"].items()
+    }
+    train(state, steps=2)  # the run goes on, then stops: epoch 4's state is what is written
+    writer.flush()
+    last = run.read_last()
+    assert last["progress"]["epoch"] == 4
+    for key, value in last["model"].items():
+        assert torch.equal(value, snapshot[key]), key
+    for k, v in last["optimizer"]["state"].items():
+        assert torch.equal(v["exp_avg"], snapshot_moments[k])
+        assert not torch.equal(v["exp_avg"], moments[k])
+    best = torch.load(run.file("best.pt"), weights_only=True)["state_dict"]
+    assert all(torch.equal(best[k], snapshot[k]) for k in best)
+    assert not all(torch.equal(best_at_1[k], kept[k]) for k in best_at_1)
 
 
 def test_curves_are_drawn_every_few_seconds_and_when_the_run_ends(tmp_path, monkeypatch):

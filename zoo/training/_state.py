@@ -83,6 +83,17 @@ class TrainingState:
             state["average_steps"] = int(self.average.n_averaged)
         return state
 
+    def snapshot(self) -> dict:
+        """``state_dict()`` with every tensor a copy: it stays this epoch's state while
+        training goes on (the optimizer's and scaler's state dicts hold live tensors)."""
+        import copy
+
+        state = self.state_dict()
+        for key in ("optimizer", "scaler", "scheduler", "warmup"):
+            if key in state:
+                state[key] = copy.deepcopy(state[key])
+        return state
+
     def load_state_dict(self, state: dict) -> None:
         """Every part back as ``state_dict`` saved it; a part saved as None stays as built."""
         self.model.load_state_dict(state.get("trained_model", state["model"]))

@@ -81,6 +81,9 @@ def fit(session: Session) -> FinetuneResult:
         raise Interrupted(session.run.path, progress.epoch) from None
     except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, maybe while saving
         raise Interrupted(session.run.path, None) from None
+    except Exception:  # a NaN loss, an error: the last whole epoch's checkpoint on disk
+        session.writer.flush()
+        raise
     finally:
         distributed.shutdown(session.dist)
     session.writer.finish(progress.rows, session.meta["id"])
