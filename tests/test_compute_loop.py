@@ -66,12 +66,22 @@ def reads(monkeypatch):
     return count
 
 
-def _epoch(steps: int, *, lr: float = 0.01, check_every: int = 32):
+def _epoch(
+    steps: int, *, lr: float = 0.01, check_every: int = 32, multi_label: bool = False, **where
+):
+    """One training epoch of a small model over ``steps`` random batches of 4, single- or
+    multi-label (``_ml_batches``)."""
+    from zoo.compute import train_epoch_multilabel
+
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
-    batches = [(torch.randn(4, 8), torch.randint(0, 3, (4,))) for _ in range(steps)]
+    if multi_label:
+        loop, batches = train_epoch_multilabel, _ml_batches(steps)
+    else:
+        loop = train_epoch
+        batches = [(torch.randn(4, 8), torch.randint(0, 3, (4,))) for _ in range(steps)]
     cpu = resolve_device("cpu")
-    return train_epoch(
+    return loop(
         model,
         batches,
         torch.optim.SGD(model.parameters(), lr=lr),
@@ -79,6 +89,7 @@ def _epoch(steps: int, *, lr: float = 0.01, check_every: int = 32):
         precision=resolve_precision("fp32", cpu),
         epoch=2,
         check_every=check_every,
+        **where,
     )
 
 
@@ -178,35 +189,17 @@ def _ml_batches(steps: int, *, labels: int = 3, size: int = 4):
     ]
 
 
-def _ml_epoch(steps: int, *, check_every: int = 32, **where):
-    from zoo.compute import train_epoch_multilabel
-
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
-    cpu = resolve_device("cpu")
-    return train_epoch_multilabel(
-        model,
-        _ml_batches(steps),
-        torch.optim.SGD(model.parameters(), lr=0.01),
-        device=cpu,
-        precision=resolve_precision("fp32", cpu),
-        epoch=2,
-        check_every=check_every,
-        **where,
-    )
-
-
 def test_a_multi_label_epoch_reads_the_device_a_constant_number_of_times(reads):
     counts = []
     for steps in (3, 12, 30):
         reads[0] = 0
-        result = _ml_epoch(steps)
+        result = _epoch(steps, multi_label=True)
         counts.append(reads[0])
         assert result.count == 4 * steps and 0 <= result.correct <= result.count
         assert isinstance(result.loss_sum, float) and isinstance(result.correct, int)
     assert counts[0] == counts[1] == counts[2] <= 3
     reads[0] = 0
-    _ml_epoch(35, check_every=10)  # reads at steps 10, 20 and 30
+    _epoch(35, check_every=10, multi_label=True)  # reads at steps 10, 20 and 30
     assert reads[0] == counts[0] + 3
 
 
@@ -303,7 +296,12 @@ def test_ctrl_c_in_a_multi_label_epoch_checks_the_losses_then_stops():
 
     seen = []
     with pytest.raises(StopRequested):
-        _ml_epoch(10, update=lambda images, loss: seen.append(images), stop=lambda: len(seen) == 3)
+        _epoch(
+            10,
+            multi_label=True,
+            update=lambda images, loss: seen.append(images),
+            stop=lambda: len(seen) == 3,
+        )
     assert seen == [4, 4, 4]
     # A nan loss before the stop is still reported, not lost in the stop.
     from zoo.compute import train_epoch_multilabel
