@@ -68,8 +68,9 @@ class RunWriter(Writer):
         rows = state.progress.rows
         self.run.write_metrics(rows)
         due = time.monotonic() - self.saved_at >= CHECKPOINT_EVERY_S
-        best = state.saved_weights() if improved else (self.pending or {}).get("best")
         last = state.state_dict() if due else state.snapshot()  # written now, or kept
+        # last.pt's model is best.pt's weights (a copy already): not copied again.
+        best = last["model"] if improved else (self.pending or {}).get("best")
         self.pending = {"best": best, "last": {**last, "meta": meta}, "summary": summary}
         if due:
             self.flush()
