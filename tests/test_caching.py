@@ -79,6 +79,9 @@ def test_cached_epochs_train_the_head_and_leave_the_frozen_part(data, tmp_path):
     assert torch.equal(after["layer1.0.bn1.running_mean"], before["layer1.0.bn1.running_mean"])
     assert not torch.equal(after["layer4.1.conv2.weight"], before["layer4.1.conv2.weight"])
     assert not torch.equal(after["fc.weight"], before["fc.weight"])
+    # The result holds the model as training left it: last.pt's weights.
+    kept = result.model.state_dict()
+    assert kept.keys() == after.keys() and all(torch.equal(kept[k], after[k]) for k in kept)
 
 
 def test_the_disk_cache_is_reused_and_rebuilt_when_the_freeze_point_or_weights_change(
@@ -87,10 +90,12 @@ def test_the_disk_cache_is_reused_and_rebuilt_when_the_freeze_point_or_weights_c
     monkeypatch.setenv("ZOO_FEATURE_CACHE_MB", "0.001")  # too small for RAM: a disk store
     stores = zoo_home() / "features"
     earlier = set(stores.iterdir()) if stores.is_dir() else set()  # other tests' stores
-    first = finetune(data, tmp_path / "a", freeze_until="layer2", epochs=1)[1].about_caching()
-    assert "(disk-fp16)" in first
-    again = finetune(data, tmp_path / "b", freeze_until="layer2", epochs=1)[1].about_caching()
-    assert again.startswith("caching features: reusing")
+    made, notes = finetune(data, tmp_path / "a", freeze_until="layer2", epochs=1)
+    first = notes.about_caching()
+    assert "(disk-fp16)" in first and not made.features_reused
+    reused, notes = finetune(data, tmp_path / "b", freeze_until="layer2", epochs=1)
+    again = notes.about_caching()
+    assert again.startswith("caching features: reusing") and reused.features_reused
     folder = again.rsplit(" in ", 1)[1]
     assert folder in first
     moved = finetune(data, tmp_path / "c", freeze_until="layer3", epochs=1)[1].about_caching()

@@ -225,3 +225,20 @@ def test_an_output_folder_in_use_is_refused(tmp_path, mobilenet_v2_file):
     result = invoke("compare", PRETRAINED, "-o", tmp_path / "out")
     one_line_error(result, "is not an empty folder")
     assert os.listdir(tmp_path / "out") == ["leaderboard.json"]
+
+
+@pytest.mark.parametrize(("warm", "first"), [(False, 8), (True, 2)])
+def test_the_speed_test_warms_up_a_cold_model_with_a_whole_batch(warm, first):
+    from zoo.bakeoff._speed import measure
+    from zoo.compute import resolve_precision
+
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(784, 2)
+    )
+    batches = []
+    model.register_forward_hook(lambda module, args, out: batches.append(len(args[0])))
+    cpu = torch.device("cpu")
+    speed, gflops = measure(model, (16, 16), 8, cpu, resolve_precision("fp32", cpu), warm=warm)
+    assert batches[:2] == [1, first]  # the FLOP count's one image, then the warm-up
+    assert batches[2:] and set(batches[2:]) == {8}  # timed: whole batches only
+    assert speed > 0 and gflops > 0

@@ -308,6 +308,20 @@ def test_find_unreadable_reports_exactly_the_broken_files(tmp_path):
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 
 
+def test_a_file_found_readable_is_not_decoded_again_until_it_changes(tmp_path, monkeypatch):
+    from zoo.data import _images
+
+    decoded = []
+    real = _images.load_rgb
+    monkeypatch.setattr(_images, "load_rgb", lambda path: decoded.append(path) or real(path))
+    good, other = write_image(tmp_path / "good.jpg"), write_image(tmp_path / "other.png")
+    assert find_unreadable([good, other]) == [] and len(decoded) == 2
+    write_truncated(other)  # the same path, now broken
+    found = find_unreadable([good, other])
+    assert [path for path, _ in found] == [str(other)]
+    assert decoded[2:] == [str(other)]  # the unchanged file was not decoded again
+
+
 @pytest.mark.parametrize(
     ("size", "level"), [((10_000, 10_000), "warning"), ((20_000, 10_000), "error")]
 )

@@ -121,25 +121,28 @@ def _run_one(entry: Entry, folder, out: Path, settings: dict, reporter: Reporter
     row = {"id": entry.backbone.id, "tag": entry.tag, "val_acc": result.summary["best_val_acc"]}
     if "best_val_map" in result.summary:  # a multi-label run: ranked by this
         row["val_map"] = result.summary["best_val_map"]
-    row.update(_measure(result.run_dir, settings))
+    row.update(_measure(result, settings))
     row["seconds"] = round(time.perf_counter() - start, 2)
     row["run_dir"] = str(result.run_dir)
     return row
 
 
-def _measure(run_dir: Path, settings: dict) -> dict:
+def _measure(result, settings: dict) -> dict:
     """The trained model's params, GFLOPs at the run's image size, and images/s."""
     from zoo.bakeoff._speed import measure
     from zoo.compute import resolve_device, resolve_precision
-    from zoo.runs import RunDir, load_trained
+    from zoo.runs import RunDir
 
     device = resolve_device(settings.get("device", "auto"))
-    trained = load_trained(run_dir, device=str(device))
-    precision = resolve_precision(RunDir(run_dir).read_config()["options"]["precision"], device)
-    size = tuple(trained.preprocessing.input_size[-2:])
-    speed, gflops = measure(trained.model, size, settings["batch_size"], device, precision)
+    config = RunDir(result.run_dir).read_config()
+    precision = resolve_precision(config["options"]["precision"], device)
+    size = tuple(config["preprocessing"]["input_size"][-2:])
+    # Its frozen part ran every image at this batch size here, unless a store served them.
+    warm = not result.features_reused
+    batch = config["options"]["batch_size"]
+    speed, gflops = measure(result.model, size, batch, device, precision, warm=warm)
     return {
-        "params": sum(p.numel() for p in trained.model.parameters()),
+        "params": sum(p.numel() for p in result.model.parameters()),
         "gflops": gflops,  # None: the model cannot be counted
         "images_per_s": round(speed, 1),
     }

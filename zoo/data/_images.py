@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from PIL import Image
 
 ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+# The files ``find_unreadable`` decoded whole in this process, as (path, size, mtime, inode,
+# PIL's pixel limit): unchanged, they are not decoded again (``zoo compare`` screens the same
+# images for each backbone).
+_READABLE: set[tuple] = set()
+MAX_REMEMBERED = 200_000
 
 
 def load_rgb(path: str | os.PathLike, min_side: int | None = None) -> Image.Image:
@@ -115,6 +120,8 @@ def find_unreadable(
 
     Each file is decoded completely with ``load_rgb`` on a thread pool (decoding releases the
     GIL), so truncated files, empty files, non-images and decompression bombs are all caught.
+    A file this process found readable before is not decoded again while its size, modification
+    time, inode and PIL's pixel limit stay the same.
 
     Example:
         >>> find_unreadable(["ok.jpg", "empty.jpg"])
@@ -135,9 +142,15 @@ def _why_unreadable(path: str) -> str | None:
     try:
         if not os.path.exists(path):  # a labels CSV can name a file that is gone
             return "file not found"
-        if os.path.getsize(path) == 0:
+        stat = os.stat(path)
+        if stat.st_size == 0:
             return "empty file (0 bytes)"
+        seen = (path, stat.st_size, stat.st_mtime_ns, stat.st_ino, Image.MAX_IMAGE_PIXELS)
+        if seen in _READABLE:
+            return None
         load_rgb(path)
+        if len(_READABLE) < MAX_REMEMBERED:
+            _READABLE.add(seen)
     except Image.UnidentifiedImageError:
         return "not an image, or in a format PIL cannot read"
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

@@ -27,6 +27,8 @@ from zoo.training._seeding import seed_everything
 from zoo.training._stages import at_boundary, unfreeze_session
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from zoo.training._session import Session
 
 PHASES = ("train", "valid")
@@ -39,6 +41,8 @@ class FinetuneResult:
     run_dir: Path  # the run directory
     summary: dict  # summary.json's content
     metrics: list[dict]  # metrics.jsonl's rows
+    model: nn.Module | None = None  # the network as training left it (best.pt: the best epoch)
+    features_reused: bool = False  # its frozen part never ran here: an earlier run's outputs
 
 
 @contextmanager
@@ -89,7 +93,9 @@ def fit(session: Session) -> FinetuneResult:
     session.writer.finish(progress.rows, session.meta["id"])
     summary = _summary(session)
     session.reporter.done(summary, str(session.run.path))
-    return FinetuneResult(session.run.path, summary, progress.rows)
+    return FinetuneResult(
+        session.run.path, summary, progress.rows, session.model, session.source.reused
+    )
 
 
 def _patience_ran_out(session: Session) -> bool:

@@ -47,6 +47,11 @@ class BatchSource:
         needed every epoch (``make_loaders(once=...)``)."""
         return ()
 
+    @property
+    def reused(self) -> bool:
+        """Every batch came from an earlier run's store: the model's frozen part never ran."""
+        return False
+
     def model(self, phase: str):
         """The module that runs on ``phase``'s batches."""
         return self._models[phase]
@@ -73,6 +78,10 @@ class FeatureSource(BatchSource):
     @property
     def served_parts(self) -> tuple[str, ...]:
         return ("train", "valid")
+
+    @property
+    def reused(self) -> bool:
+        return self.cache.reused
 
     def batches(self, phase: str, loader) -> Iterable:
         return self.cache.batches(loader, part=phase)
