@@ -67,10 +67,17 @@ def reads(monkeypatch):
 
 
 def _epoch(
-    steps: int, *, lr: float = 0.01, check_every: int = 32, multi_label: bool = False, **where
+    steps: int,
+    *,
+    lr: float = 0.01,
+    check_every: int = 32,
+    multi_label: bool = False,
+    epoch: int = 2,
+    nan_at: int | None = None,
+    **where,
 ):
     """One training epoch of a small model over ``steps`` random batches of 4, single- or
-    multi-label (``_ml_batches``)."""
+    multi-label (``_ml_batches``); with ``nan_at``, that step's inputs are NaN."""
     from zoo.compute import train_epoch_multilabel
 
     torch.manual_seed(0)
@@ -80,6 +87,8 @@ def _epoch(
     else:
         loop = train_epoch
         batches = [(torch.randn(4, 8), torch.randint(0, 3, (4,))) for _ in range(steps)]
+    if nan_at is not None:
+        batches[nan_at - 1] = (torch.full((4, 8), float("nan")), batches[nan_at - 1][1])
     cpu = resolve_device("cpu")
     return loop(
         model,
@@ -87,7 +96,7 @@ def _epoch(
         torch.optim.SGD(model.parameters(), lr=lr),
         device=cpu,
         precision=resolve_precision("fp32", cpu),
-        epoch=2,
+        epoch=epoch,
         check_every=check_every,
         **where,
     )
@@ -139,24 +148,13 @@ def test_the_sums_read_once_match_the_per_step_values():
     assert result.correct == expected_right and result.count == 20
 
 
+@pytest.mark.parametrize("multi_label", [False, True])
 @pytest.mark.parametrize("check_every", [1, 4, 32])
-def test_a_nan_loss_names_the_epoch_and_the_first_bad_step(check_every):
+def test_a_nan_loss_names_the_epoch_and_the_first_bad_step(check_every, multi_label):
     from zoo.errors import NonFiniteLoss
 
-    cpu = resolve_device("cpu")
-    model = nn.Linear(8, 3)
-    batches = [(torch.randn(4, 8), torch.randint(0, 3, (4,))) for _ in range(10)]
-    batches[5] = (torch.full((4, 8), float("nan")), batches[5][1])  # step 6
     with pytest.raises(NonFiniteLoss, match="loss is nan at epoch 3, step 6;"):
-        train_epoch(
-            model,
-            batches,
-            torch.optim.SGD(model.parameters(), lr=0.01),
-            device=cpu,
-            precision=resolve_precision("fp32", cpu),
-            epoch=3,
-            check_every=check_every,
-        )
+        _epoch(10, epoch=3, nan_at=6, check_every=check_every, multi_label=multi_label)
 
 
 def test_ctrl_c_finishes_the_step_in_flight():
@@ -268,27 +266,6 @@ def test_multi_label_sums_read_once_match_a_per_batch_computation():
     assert torch.equal(valid.targets[0], torch.cat([y for _, y in padded]))
     metrics = multilabel_metrics(valid.scores, valid.targets, threshold=0.5)
     assert metrics == multilabel_metrics(expected_scores, torch.cat([y for _, y in padded]))
-
-
-@pytest.mark.parametrize("check_every", [1, 4, 32])
-def test_a_nan_multi_label_loss_names_the_epoch_and_the_first_bad_step(check_every):
-    from zoo.compute import train_epoch_multilabel
-    from zoo.errors import NonFiniteLoss
-
-    cpu = resolve_device("cpu")
-    model = nn.Linear(8, 3)
-    batches = _ml_batches(10)
-    batches[5] = (torch.full((4, 8), float("nan")), batches[5][1])  # step 6
-    with pytest.raises(NonFiniteLoss, match="loss is nan at epoch 3, step 6;"):
-        train_epoch_multilabel(
-            model,
-            batches,
-            torch.optim.SGD(model.parameters(), lr=0.01),
-            device=cpu,
-            precision=resolve_precision("fp32", cpu),
-            epoch=3,
-            check_every=check_every,
-        )
 
 
 def test_ctrl_c_in_a_multi_label_epoch_checks_the_losses_then_stops():
