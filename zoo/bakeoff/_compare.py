@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zoo.bakeoff._plot import plot_compare
 from zoo.bakeoff._select import Entry, plan
@@ -19,6 +20,9 @@ from zoo.errors import CompareError, DataError, WeightsError
 from zoo.files import write_json
 from zoo.runs import default_output
 from zoo.training import Reporter, TrainConfig
+
+if TYPE_CHECKING:
+    from zoo.training import FinetuneResult
 
 # A bake-off trains heads only, on stored features: fine-tuning's recipe otherwise.
 PROBE = {"freeze_until": "backbone", "augment": False}
@@ -127,7 +131,7 @@ def _run_one(entry: Entry, folder, out: Path, settings: dict, reporter: Reporter
     return row
 
 
-def _measure(result, settings: dict) -> dict:
+def _measure(result: FinetuneResult, settings: dict) -> dict:
     """The trained model's params, GFLOPs at the run's image size, and images/s."""
     from zoo.bakeoff._speed import measure
     from zoo.compute import resolve_device, resolve_precision

@@ -140,9 +140,10 @@ def _why_unreadable(path: str) -> str | None:
     from PIL import Image
 
     try:
-        if not os.path.exists(path):  # a labels CSV can name a file that is gone
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:  # a labels CSV can name a file that is gone
             return "file not found"
-        stat = os.stat(path)
         if stat.st_size == 0:
             return "empty file (0 bytes)"
         seen = (path, stat.st_size, stat.st_mtime_ns, stat.st_ino, Image.MAX_IMAGE_PIXELS)

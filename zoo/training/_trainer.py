@@ -41,8 +41,8 @@ class FinetuneResult:
     run_dir: Path  # the run directory
     summary: dict  # summary.json's content
     metrics: list[dict]  # metrics.jsonl's rows
-    model: nn.Module | None = None  # the network as training left it (best.pt: the best epoch)
-    features_reused: bool = False  # its frozen part never ran here: an earlier run's outputs
+    model: nn.Module  # the network as training left it (best.pt: the best epoch)
+    features_reused: bool  # its frozen part never ran here: an earlier run's outputs
 
 
 @contextmanager
