@@ -118,6 +118,18 @@ def run_zoo(*args: str, env: dict | None = None, **kwargs) -> subprocess.Complet
     )
 
 
+def torchrun_env(plugin_site: Path) -> dict:
+    """The environment of a two-process torchrun test: the example plugin importable, one
+    thread per process (two share two cores), and every thread's stack printed if a rank
+    aborts."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(plugin_site),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONFAULTHANDLER": "1",
+    }
+
+
 def _fetch_script():
     spec = importlib.util.spec_from_file_location(
         "fetch_weights", ROOT / "scripts/fetch_weights.py"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import torchrun_env
 from images import make_multilabel_shapes
 from sklearn.metrics import average_precision_score
 
@@ -221,10 +221,10 @@ def test_torchrun_multi_label_gathers_the_whole_valid_set(
     small_csv, plugin_site, with_site, tmp_path
 ):
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(plugin_site), "OMP_NUM_THREADS": "1"}
+    env = torchrun_env(plugin_site)
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-        "--master-port", "29547", "-m", "zoo", "finetune", "tinyplug:plainnet",
+        "--master-port", "29548", "-m", "zoo", "finetune", "tinyplug:plainnet",
         "--labels", str(small_csv), "--multi-label", "--weights", "none", "--epochs", "2",
         "--image-size", "32", "--batch-size", "4", "--workers", "0", "--lr", "0.05",
         "--freeze-until", "backbone", "--precision", "fp32", "-o", str(run),
@@ -232,7 +232,7 @@ def test_torchrun_multi_label_gathers_the_whole_valid_set(
     # A frozen backbone keeps BatchNorm statistics the same on both ranks, so rank 0's best.pt
     # is the model every rank validated: val_map must be that of the whole valid set.
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-6000:]
     assert "2 processes" in done.stdout and done.stdout.count("best valid mAP") == 1
     summary = json.loads((run / "summary.json").read_text())
     report = evaluate(run, labels=small_csv, workers=0)

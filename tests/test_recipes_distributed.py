@@ -5,11 +5,11 @@ and the averaged weights it validated are the ones saved."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
+from conftest import torchrun_env
 from images import make_image_folder
 
 OPTIONS = [
@@ -24,7 +24,7 @@ def torchrun(env, *args):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
     command += ["--master-port", "29547", "-m", "zoo", "finetune", *map(str, args)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-6000:]
     return done.stdout
 
 
@@ -36,7 +36,7 @@ def test_torchrun_unfreezes_averages_and_agrees_with_evaluate(plugin_site, with_
     from zoo.runs import evaluate
 
     data = make_image_folder(tmp_path / "data", ["a", "b", "c"], (10, 7), layout="train-valid")
-    env = {**os.environ, "PYTHONPATH": str(plugin_site), "OMP_NUM_THREADS": "1"}
+    env = torchrun_env(plugin_site)
     run = tmp_path / "run"
     out = torchrun(env, "tinyplug:plainnet", "--data", data, *OPTIONS, "--epochs", 2, "-o", run)
     assert "2 processes" in out and out.count("epoch 2: unfreezing stem") == 1

@@ -61,6 +61,14 @@ def setup(dist: Dist, device_spec: str) -> torch.device:
     elif device.type != "cpu":
         raise TrainingError(f"torchrun on {device.type} is not supported; use cuda or cpu")
     if not td.is_initialized():
+        # torch.distributed.nn.functional's collectives take ``group=group.WORLD`` as a default
+        # argument, evaluated at import: imported after the group starts (building an optimizer
+        # imports torch._dynamo, which imports them), they would hold the group past
+        # destroy_process_group into interpreter shutdown, where tearing down gloo's threads can
+        # abort the process ("terminate called without an active exception"). Imported first,
+        # they hold None.
+        import torch.distributed.nn.functional  # noqa: F401
+
         td.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return device
 

@@ -77,8 +77,9 @@ def fit(session: Session) -> FinetuneResult:
         with catch_sigint() as stop:
             while progress.epoch < session.config.epochs and not _patience_ran_out(session):
                 run_epoch(session, progress.epoch + 1, stop)
-        # Every rank leaves together: a process group torn down while rank 0 still writes
-        # its files could abort its peer's gloo threads at exit (seen once under load).
+        # Rank 0's files are whole before any rank leaves: a peer that dies on its way out
+        # (gloo's threads at exit, seen under load) then cannot cost the run its last files.
+        session.writer.finish(progress.rows, session.meta["id"])
         distributed.barrier(session.dist)
     except StopRequested:
         session.writer.finish(progress.rows, session.meta["id"])
@@ -90,7 +91,6 @@ def fit(session: Session) -> FinetuneResult:
         raise
     finally:
         distributed.shutdown(session.dist)
-    session.writer.finish(progress.rows, session.meta["id"])
     summary = _summary(session)
     session.reporter.done(summary, str(session.run.path))
     return FinetuneResult(
