@@ -197,3 +197,21 @@ def test_lr_labels_read_the_same_for_the_same_rate(tmp_path, monkeypatch):
     loss_ax = saved[0].axes[0]
     labels = [text.get_text() for text in loss_ax.texts if text.get_text().startswith("lr ")]
     assert labels == ["lr 0.075", "lr 0.025", "lr 0", "lr 0.025", "lr 0.075"]
+
+
+@pytest.mark.parametrize("speeds", [(35.0, 48.0, 62.0, 150.0, 210.0), (5.0, 60.0, 4800.0)])
+def test_the_compare_picture_writes_speeds_as_plain_numbers(speeds):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from zoo.bakeoff._plot import compare_figure
+
+    rows = [
+        {"id": f"m{i}", "val_acc": 0.9 - 0.01 * i, "images_per_s": s} for i, s in enumerate(speeds)
+    ]
+    fig = compare_figure(rows)
+    FigureCanvasAgg(fig).draw()
+    axis = fig.axes[0].xaxis
+    labels = [t.get_text() for minor in (False, True) for t in axis.get_ticklabels(minor=minor)]
+    shown = [text for text in labels if text]
+    assert len(shown) >= 2
+    assert all(float(text) > 0 for text in shown), shown  # 60, 200: not 6×10^1

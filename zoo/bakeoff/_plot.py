@@ -28,11 +28,16 @@ def pareto_front(rows: Sequence[dict]) -> list[dict]:
 def plot_compare(rows: Sequence[dict], path: str | Path, *, title: str | None = None) -> Path:
     """Draw accuracy (%) against images/s (log scale) for the leaderboard ``rows`` (the
     ones that ran: ``id``, ``val_acc`` as a fraction, ``images_per_s``)."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import ScalarFormatter
-
     if not rows:
         raise ValueError("no leaderboard rows to plot")
+    return _save(compare_figure(rows, title), path)
+
+
+def compare_figure(rows: Sequence[dict], title: str | None = None):
+    """The ``matplotlib.figure.Figure`` that ``plot_compare`` writes."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import LogFormatter, ScalarFormatter
+
     fig = Figure(figsize=(8, 5), dpi=100, layout="constrained")
     ax = fig.subplots()
     front = pareto_front(rows)
@@ -52,13 +57,16 @@ def plot_compare(rows: Sequence[dict], path: str | Path, *, title: str | None = 
     )
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(ScalarFormatter())
+    # Plain numbers (60, 200) on the ticks between powers of ten, not 6×10^1; matplotlib still
+    # picks which of them to label.
+    ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ax.margins(x=0.15, y=0.1)
     ax.set_xlabel("inference images/s (this device, the run's batch size)")
     ax.set_ylabel("best validation accuracy (%)")
     ax.set_title(title or "zoo compare", fontsize=12)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower left")
-    return _save(fig, path)
+    return fig
 
 
 def _save(fig, path: str | Path) -> Path:
