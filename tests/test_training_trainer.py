@@ -75,6 +75,23 @@ def test_fit_runs_every_epoch_and_returns_what_it_wrote(tiny, data, tmp_path):
     assert run.read_last()["progress"]["epoch"] == 3
 
 
+def test_the_run_files_are_whole_before_the_ranks_part(tiny, data, tmp_path, monkeypatch):
+    # Under torchrun a peer can die on its way out and take rank 0 with it: rank 0 must have
+    # written the last checkpoint, summary.json and curves.png before the ranks part.
+    from zoo.training import _distributed
+
+    s = session(tiny, data, tmp_path / "run", Reporter(), epochs=2)
+    seen = []
+    monkeypatch.setattr(
+        _distributed, "barrier", lambda dist: seen.append(sorted(os.listdir(tmp_path / "run")))
+    )
+    monkeypatch.setattr(_distributed, "shutdown", lambda dist: seen.append("shutdown"))
+    fit(s)
+    assert seen[-1] == "shutdown"
+    assert {"last.pt", "best.pt", "summary.json", "curves.png"} <= set(seen[-2])
+    assert RunDir(tmp_path / "run").read_last()["progress"]["epoch"] == 2
+
+
 def test_patience_stops_a_run_that_no_longer_improves(tiny, data, tmp_path):
     reporter = Phases()
     # Only the head trains, too slowly to change a prediction: epoch 1 stays the best.
